@@ -1,0 +1,99 @@
+"""Typed settings for a search, and the store layout under one home directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Task = Literal["classification", "regression"]
+SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
+PrunerName = Literal["median", "asha", "hyperband", "none"]
+
+DEFAULT_HOME = "automl-runs"
+HOME_ENV = "AUTOML_HOME"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a search keeps its state: MLflow tracking + registry, artifacts, Optuna storage."""
+
+    home: Path
+    tracking_uri: str
+    storage: str
+    artifacts_dir: Path
+    checkpoints_dir: Path
+
+    @property
+    def local_tracking(self) -> bool:
+        return self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri
+
+
+def resolve_store(
+    home: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+) -> Store:
+    """Resolve ``--home`` / ``AUTOML_HOME`` and the ``--tracking-uri`` / ``--storage`` overrides."""
+    root = Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+    return Store(
+        home=root,
+        tracking_uri=tracking_uri or f"sqlite:///{root / 'mlflow.db'}",
+        storage=storage or f"sqlite:///{root / 'optuna.db'}",
+        artifacts_dir=root / "artifacts",
+        checkpoints_dir=root / "checkpoints",
+    )
+
+
+@dataclass
+class SearchConfig:
+    """Everything one search needs; the CLI and ``automl.search`` both build one of these."""
+
+    data: str
+    family: str = "mlp"
+    target: str | None = None
+    task: Task | None = None
+    study: str | None = None
+    trials: int = 20
+    timeout: float | None = None
+    epochs: int = 10
+    seed: int = 0
+    sampler: SamplerName = "tpe"
+    pruner: PrunerName = "median"
+    metric: str | None = None
+    space: str | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)
+    register_name: str | None = None
+    max_failures: int = 5
+    image_size: tuple[int, int] | None = None
+    text_column: str | None = None
+    window: int | None = None
+    horizon: int = 1
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    home: str | None = None
+    tracking_uri: str | None = None
+    storage: str | None = None
+
+    def data_options(self) -> dict[str, Any]:
+        """Options every loader receives; each uses the ones it knows and ignores the rest."""
+        return {
+            "target": self.target,
+            "task": self.task,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "image_size": self.image_size,
+            "text_column": self.text_column,
+            "window": self.window,
+            "horizon": self.horizon,
+            "family": self.family,
+        }
+
+    @property
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        source = self.data.split(":", 1)[1] if self.data.startswith("demo:") else Path(self.data).stem
+        return f"{self.family}-{source}"

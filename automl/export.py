@@ -1,0 +1,47 @@
+"""The exported model: preprocessing + trained network (+ target rescaling), and safe loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.data import Dataset, adapt_input, predict_inputs
+from automl.errors import AutoMLError
+
+
+def export_model(core: Any, dataset: Dataset) -> Any:
+    """A Keras model that takes raw inputs: the dataset's preprocessor, then ``core``."""
+    import keras
+
+    from automl.layers import Rescale
+
+    preprocessor = dataset.make_preprocessor()
+    outputs = core(preprocessor.output)
+    if dataset.y_scale is not None:
+        mean, std = dataset.y_scale
+        outputs = Rescale(scale=std, offset=mean, name="to_target_units")(outputs)
+    return keras.Model(preprocessor.input, outputs, name=f"automl_{core.name}")
+
+
+def load_keras_file(path: str | Path) -> Any:
+    """Load a ``.keras`` file with safe_mode on: no Lambda layers, no arbitrary code."""
+    import keras
+
+    import automl.layers  # noqa: F401  (registers the custom preprocessing layers)
+
+    try:
+        return keras.saving.load_model(str(path), safe_mode=True)
+    except ValueError as exc:
+        raise AutoMLError(f"{path}: refused to load (Keras safe_mode): {str(exc).splitlines()[0]}") from None
+
+
+def predict_raw(model: Any, metadata: dict[str, Any], raw: Any) -> np.ndarray:
+    """Raw inputs -> predictions: labels in the original label space, or values in target units."""
+    outputs = predict_inputs(model, adapt_input(metadata, raw))
+    if metadata["task"] == "classification" and metadata.get("classes"):
+        classes = np.asarray(metadata["classes"], dtype=object)
+        labels = classes[np.argmax(outputs, axis=-1)]
+        return labels.astype(type(metadata["classes"][0])) if not isinstance(metadata["classes"][0], str) else labels
+    return outputs[:, 0] if outputs.ndim == 2 and outputs.shape[1] == 1 else outputs

@@ -1,0 +1,311 @@
+"""Read and validate a search-space YAML file; turn it into params with Optuna's define-by-run API."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from automl.errors import SpaceError
+
+TASKS = ("classification", "regression")
+CONTEXT_KEYS = ("task",)
+Choice = str | int | float | bool | None
+
+
+class TrialLike(Protocol):
+    """The part of ``optuna.Trial`` (and ``FixedTrial``) that a space uses."""
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = ..., log: bool = ...
+    ) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = ..., log: bool = ...) -> int: ...
+    def suggest_categorical(self, name: str, choices: Sequence[Choice]) -> Any: ...
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: dict[str, list[Choice]] | None = None
+    help: str | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
+
+class FloatParam(_Param):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+    def suggest(self, trial: TrialLike, name: str, task: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+
+    def coerce(self, raw: str) -> float:
+        return float(raw)
+
+    def extremes(self, task: str) -> list[Any]:
+        return [self.low, self.high]
+
+
+class IntParam(_Param):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log, self.step if self.step != 1 else None)
+        return self
+
+    def suggest(self, trial: TrialLike, name: str, task: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
+
+    def coerce(self, raw: str) -> int:
+        return int(raw)
+
+    def extremes(self, task: str) -> list[Any]:
+        return [self.low, self.high]
+
+
+class CategoricalParam(_Param):
+    type: Literal["categorical"]
+    choices: list[Choice] | dict[Literal["classification", "regression"], list[Choice]]
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        lists = self.choices.values() if isinstance(self.choices, dict) else [self.choices]
+        for options in lists:
+            if not options:
+                raise ValueError("choices is empty")
+            if len(set(map(repr, options))) != len(options):
+                raise ValueError("choices has duplicates")
+        return self
+
+    def options(self, task: str) -> list[Choice]:
+        if isinstance(self.choices, dict):
+            if task not in self.choices:
+                raise SpaceError(f"has no choices for task '{task}'")
+            return self.choices[task]
+        return self.choices
+
+    def suggest(self, trial: TrialLike, name: str, task: str) -> Any:
+        return trial.suggest_categorical(name, self.options(task))
+
+    def coerce(self, raw: str) -> Any:
+        lists = self.choices.values() if isinstance(self.choices, dict) else [self.choices]
+        for options in lists:
+            for option in options:
+                if str(option).lower() == raw.lower():
+                    return option
+        valid = sorted({str(o) for options in lists for o in options})
+        raise ValueError(f"'{raw}' is not one of {', '.join(valid)}")
+
+    def extremes(self, task: str) -> list[Any]:
+        return list(self.options(task))
+
+
+class BoolParam(_Param):
+    type: Literal["bool"]
+
+    def suggest(self, trial: TrialLike, name: str, task: str) -> bool:
+        return bool(trial.suggest_categorical(name, [False, True]))
+
+    def coerce(self, raw: str) -> bool:
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"'{raw}' is not a bool (true/false)")
+
+    def extremes(self, task: str) -> list[Any]:
+        return [False, True]
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam | BoolParam, Field(discriminator="type")]
+PARAM_TYPES: dict[str, type[BaseModel]] = {
+    "float": FloatParam,
+    "int": IntParam,
+    "categorical": CategoricalParam,
+    "bool": BoolParam,
+}
+
+
+def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) > high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0 (got {low})")
+    if step is not None and step <= 0:
+        raise ValueError(f"step must be > 0 (got {step})")
+    if log and step is not None:
+        raise ValueError("log and step cannot be combined")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise SpaceError(f"duplicate name '{key}' (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated search space: ordered params, each maybe conditional on earlier ones or on the task."""
+
+    source: str
+    text: str
+    params: dict[str, FloatParam | IntParam | CategoricalParam | BoolParam]
+    family: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def is_active(self, name: str, values: Mapping[str, Any], task: str) -> bool:
+        """Whether ``name``'s conditions hold, given the values chosen so far."""
+        condition = self.params[name].when or {}
+        context = {"task": task}
+        return all((values[k] if k in values else context.get(k, _MISSING)) in v for k, v in condition.items())
+
+    def suggest(self, trial: TrialLike, task: str, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Sample one flat params dict; inactive conditional params are left out, pinned ones kept."""
+        fixed = fixed or {}
+        values: dict[str, Any] = {}
+        for name, param in self.params.items():
+            if not self.is_active(name, values, task):
+                continue
+            try:
+                values[name] = fixed[name] if name in fixed else param.suggest(trial, name, task)
+            except SpaceError as exc:
+                raise SpaceError(f"{self.source}: param '{name}': {exc}") from None
+        return values
+
+    def parse_fixed(self, assignments: Sequence[str]) -> dict[str, Any]:
+        """Turn ``--set name=value`` strings into typed pinned values."""
+        fixed: dict[str, Any] = {}
+        for item in assignments:
+            name, sep, raw = item.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise SpaceError(f"--set '{item}': expected name=value")
+            if name not in self.params:
+                raise SpaceError(
+                    f"--set '{item}': unknown param '{name}' in {self.source} (params: {', '.join(self.params)})"
+                )
+            try:
+                fixed[name] = self.params[name].coerce(raw.strip())
+            except ValueError as exc:
+                raise SpaceError(f"--set '{item}': param '{name}': {exc}") from None
+        return fixed
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per param, for ``automl families show``."""
+        rows = []
+        for name, param in self.params.items():
+            spec = param.model_dump(exclude_none=True, exclude={"help"})
+            kind = spec.pop("type")
+            when = spec.pop("when", None)
+            rows.append({"name": name, "type": kind, "range": spec, "when": when, "help": param.help})
+        return rows
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def parse_space(text: str, source: str) -> Space:
+    """Validate the YAML text of a space; every error names ``source`` and the param."""
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except SpaceError as exc:
+        raise SpaceError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise SpaceError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("params"), Mapping) or not raw["params"]:
+        raise SpaceError(f"{source}: expected a mapping with a non-empty 'params' mapping")
+    unknown = set(raw) - {"family", "description", "params"}
+    if unknown:
+        raise SpaceError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
+    params: dict[str, Any] = {}
+    for name, spec in raw["params"].items():
+        params[str(name)] = _parse_param(str(name), spec, source, params)
+    family = raw.get("family")
+    return Space(source=source, text=text, params=params, family=str(family) if family else None)
+
+
+def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, Any]) -> Any:
+    where = f"{source}: param '{name}'"
+    if not isinstance(spec, Mapping) or "type" not in spec:
+        raise SpaceError(f"{where}: expected a mapping with a 'type'")
+    kind = spec["type"]
+    if kind not in PARAM_TYPES:
+        raise SpaceError(f"{where}: unknown type '{kind}' (valid: {', '.join(PARAM_TYPES)})")
+    try:
+        param = PARAM_TYPES[kind].model_validate(dict(spec))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if p not in PARAM_TYPES and not isinstance(p, int))
+        message = first["msg"].removeprefix("Value error, ")
+        raise SpaceError(f"{where}: {field + ': ' if field else ''}{message}") from None
+    for key in param.when or {}:  # type: ignore[attr-defined]
+        if key not in earlier and key not in CONTEXT_KEYS:
+            raise SpaceError(f"{where}: condition on unknown param '{key}' (it must be defined above '{name}')")
+    return param
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and validate a space file given by the user."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpaceError(f"{file}: search-space file not found")
+    return parse_space(file.read_text(encoding="utf-8"), str(file))
+
+
+def default_space_names() -> list[str]:
+    """Names of the search spaces shipped in the ``search_spaces`` package."""
+    folder = resources.files("search_spaces")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_default_space(family: str) -> Space:
+    """The shipped space of one family."""
+    resource = resources.files("search_spaces") / f"{family}.yaml"
+    if not resource.is_file():
+        raise SpaceError(f"family '{family}' has no search space (search_spaces/{family}.yaml)")
+    return parse_space(resource.read_text(encoding="utf-8"), f"search_spaces/{family}.yaml")

@@ -1,0 +1,115 @@
+"""The Optuna side: storages, samplers, pruners, and opening a study to create or continue it."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import optuna
+
+from automl.errors import AutoMLError, StoreError
+
+logger = logging.getLogger(__name__)
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("median", "asha", "hyperband", "none")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def get_sampler(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name; TPE is multivariate and grouped, so conditional spaces work."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise AutoMLError(f"unknown sampler '{name}' (valid: {', '.join(SAMPLERS)})")
+
+
+def get_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """An Optuna pruner by name; every pruner sees one report per epoch."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise AutoMLError(f"unknown pruner '{name}' (valid: {', '.join(PRUNERS)})")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """``sqlite:///``, ``postgresql://`` (any SQLAlchemy URL) or ``journal:PATH``."""
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine_kwargs["connect_args"] = {"timeout": 60}
+        else:
+            engine_kwargs["pool_pre_ping"] = True
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=60,
+            grace_period=180,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
+    except Exception as exc:  # SQLAlchemy and drivers raise many types; the user must see the URL
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"Optuna storage '{url}' cannot be used: {reason}") from None
+
+
+def open_study(
+    name: str,
+    storage: optuna.storages.BaseStorage,
+    direction: str,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    attrs: dict[str, Any],
+) -> optuna.Study:
+    """Create the study, or continue it if it exists and searches the same thing the same way."""
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction=direction, load_if_exists=True
+    )
+    if study.direction.name.lower() != direction:
+        raise AutoMLError(
+            f"study '{name}' exists and {study.direction.name.lower()}s; this search would {direction} "
+            f"(use another --study name)"
+        )
+    existing = study.user_attrs
+    for key in ("family", "metric", "task"):
+        if key in existing and existing[key] != attrs.get(key):
+            raise AutoMLError(
+                f"study '{name}' exists with {key}={existing[key]!r}, not {attrs.get(key)!r}; "
+                f"its trials would not be comparable (use another --study name)"
+            )
+    for key, value in attrs.items():
+        if existing.get(key) != value:
+            study.set_user_attr(key, value)
+    return study
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def load_study(name: str, storage_url: str) -> optuna.Study:
+    """Load an existing study for inspection; a missing one names the study and the storage."""
+    storage = open_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        hint = f" (studies: {', '.join(known)})" if known else " (it holds no study)"
+        raise AutoMLError(f"study '{name}' not found in {storage_url}{hint}") from None

@@ -1,0 +1,294 @@
+"""MLflow, and only here: the study's parent run, one child run per trial, the best model and the registry."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Mapping, Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from automl.config import Store
+from automl.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+ROLE, STUDY, TRIAL_NUMBER, STATE = "automl.role", "automl.study", "automl.trial_number", "automl.state"
+CHAMPION = "champion"
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAM_LENGTH = 6000
+SERVER_TIMEOUT_S = 10
+
+
+def _check_server(uri: str) -> None:
+    """Fail fast, with the URI in the message, when a tracking server does not answer."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S) as response:
+            if response.status >= 400:
+                raise StoreError(f"MLflow tracking server {uri} answered HTTP {response.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreError(f"MLflow tracking server {uri} is unreachable: {reason}") from None
+
+
+def connect(store: Store) -> MlflowClient:
+    """A client for the store's tracking URI (also its registry); checks that it can be reached."""
+    uri = store.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        _check_server(uri)
+    elif uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except MlflowException as exc:
+        raise StoreError(f"MLflow tracking URI {uri} cannot be used: {exc.message.splitlines()[0]}") from None
+
+
+class Tracker:
+    """Writes one study into MLflow: experiment = study, parent run = study, child run = trial."""
+
+    def __init__(self, store: Store, study_name: str) -> None:
+        self.store = store
+        self.study_name = study_name
+        self.client = connect(store)
+        self.experiment_id = self._experiment(study_name)
+
+    def _experiment(self, name: str) -> str:
+        try:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                if experiment.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(experiment.experiment_id)
+                return str(experiment.experiment_id)
+            location = self.store.artifacts_dir.as_uri() if self.store.local_tracking else None
+            if location:
+                self.store.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException as exc:
+            raise StoreError(f"MLflow at {self.store.tracking_uri}: {exc.message.splitlines()[0]}") from None
+
+    # ---- the study's parent run -------------------------------------------------------------
+    def attach_parent(self, run_id: str | None, tags: Mapping[str, str]) -> str:
+        """Re-attach the study's parent run (by id, else by tag), or create it; never a second one."""
+        if run_id is None:
+            found = self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{ROLE}` = 'study'", max_results=1
+            )
+            run_id = found[0].info.run_id if found else None
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={ROLE: "study", STUDY: self.study_name, **tags},
+            run_name=self.study_name,
+        )
+        return str(run.info.run_id)
+
+    def log_study_inputs(self, parent_id: str, space_text: str, data_description: Mapping[str, Any]) -> None:
+        try:
+            self.client.log_text(parent_id, space_text, "space.yaml")
+            self.client.log_text(parent_id, json.dumps(data_description, indent=2, default=str), "data.json")
+        except (OSError, MlflowException) as exc:
+            raise StoreError(f"cannot write MLflow artifacts for run {parent_id}: {exc}") from None
+
+    def finish_study(
+        self,
+        parent_id: str,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        status: str = "FINISHED",
+    ) -> None:
+        now = _now_ms()
+        self.client.log_batch(
+            parent_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        self.client.set_terminated(parent_id, status=status)
+
+    # ---- one child run per trial -------------------------------------------------------------
+    def start_trial(self, parent_id: str, number: int, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.parentRunId": parent_id,
+                ROLE: "trial",
+                STUDY: self.study_name,
+                TRIAL_NUMBER: str(number),
+                STATE: "RUNNING",
+                **tags,
+            },
+            run_name=f"trial-{number}",
+        )
+        run_id = str(run.info.run_id)
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+        return run_id
+
+    def finish_trial(
+        self,
+        run_id: str,
+        state: str,
+        history: Sequence[Mapping[str, float]],
+        summary: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        error: str | None = None,
+        run_status: str | None = None,
+    ) -> None:
+        """Flush the trial's per-epoch metrics (``step=epoch``) in batches, then set its final state."""
+        now = _now_ms()
+        metrics = [
+            Metric(key, value, now, epoch)
+            for epoch, row in enumerate(history)
+            for key, value in row.items()
+            if np.isfinite(value)
+        ]
+        metrics += [Metric(k, float(v), now, 0) for k, v in (summary or {}).items() if np.isfinite(v)]
+        all_tags = [RunTag(STATE, state), *(RunTag(k, str(v)) for k, v in (tags or {}).items())]
+        if error:
+            all_tags.append(RunTag("automl.error", error.strip().splitlines()[-1][:5000]))
+        for start in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
+            self.client.log_batch(
+                run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH], tags=all_tags if start == 0 else ()
+            )
+        if error:
+            try:
+                self.client.log_text(run_id, error, "traceback.txt")
+            except (OSError, MlflowException) as exc:
+                logger.warning("could not store the traceback of run %s: %s", run_id, exc)
+        self.client.set_terminated(run_id, status=run_status or RUN_STATUS[state])
+
+    def kill_trial(self, run_id: str, reason: str) -> None:
+        """Mark a trial run whose process died as KILLED."""
+        self.client.set_tag(run_id, STATE, "FAIL")
+        self.client.set_tag(run_id, "automl.error", reason)
+        self.client.set_terminated(run_id, status="KILLED")
+
+    # ---- the best model ---------------------------------------------------------------------
+    def log_best_model(
+        self,
+        parent_id: str,
+        keras_model: Any,
+        model_metadata: Mapping[str, Any],
+        raw_example: Any,
+        register_name: str,
+    ) -> tuple[str, str]:
+        """Log the raw-input model as pyfunc on the parent run, register it, point ``champion`` at it.
+
+        Returns ``(model_uri, version)`` where ``model_uri`` is ``models:/NAME/VERSION``.
+        """
+        mlflow.set_tracking_uri(self.store.tracking_uri)
+        mlflow.set_registry_uri(self.store.tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="automl-model-") as tmp:
+            model_path = Path(tmp) / "model.keras"
+            keras_model.save(model_path)
+            meta_path = Path(tmp) / "automl.json"
+            meta_path.write_text(json.dumps(dict(model_metadata), default=str))
+            python_model = RawInputModel()
+            python_model.load_from(model_path, dict(model_metadata))
+            example = _example_frame(raw_example, model_metadata)
+            signature = mlflow.models.infer_signature(example, python_model.predict(None, example))
+            with mlflow.start_run(run_id=parent_id), contextlib.redirect_stderr(io.StringIO()):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=RawInputModel(),
+                    artifacts={"keras_model": str(model_path), "metadata": str(meta_path)},
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=_requirements(),
+                    registered_model_name=register_name,
+                )
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(register_name, CHAMPION, version)
+        self.client.set_model_version_tag(register_name, version, STUDY, self.study_name)
+        return f"models:/{register_name}/{version}", version
+
+    def promote(self, register_name: str, version: str) -> None:
+        self.client.set_registered_model_alias(register_name, CHAMPION, version)
+
+
+with warnings.catch_warnings():
+    # MLflow asks for type hints on predict(); ours takes DataFrames, arrays and lists alike
+    warnings.simplefilter("ignore")
+
+    class RawInputModel(mlflow.pyfunc.PythonModel):
+        """pyfunc wrapper: raw inputs in, predictions in the original label space (or target units) out."""
+
+        def load_context(self, context: Any) -> None:
+            meta = json.loads(Path(context.artifacts["metadata"]).read_text())
+            self.load_from(Path(context.artifacts["keras_model"]), meta)
+
+        def load_from(self, model_path: Path, meta: dict[str, Any]) -> None:
+            from automl.export import load_keras_file
+
+            self.keras_model = load_keras_file(model_path)
+            self.metadata = meta
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            # no type hints here: MLflow would read them as a schema
+            from automl.export import predict_raw
+
+            return predict_raw(self.keras_model, self.metadata, model_input)
+
+
+def _example_frame(raw_example: Any, meta: Mapping[str, Any]) -> Any:
+    if not isinstance(raw_example, pd.DataFrame) or meta.get("kind") != "table":
+        return raw_example
+    frame = raw_example.copy()
+    for column in meta["numeric_columns"]:
+        frame[column] = frame[column].astype("float64")
+    for column in meta["categorical_columns"]:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+    return frame
+
+
+def _requirements() -> list[str]:
+    names = ["keras", "mlflow", "numpy", "pandas", "tensorflow"]
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib_metadata.version(name)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def load_pyfunc(uri: str, tracking_uri: str) -> Any:
+    """Load a registered or logged model as pyfunc (``models:/NAME@champion``, ``runs:/...``)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise StoreError(f"model '{uri}' cannot be loaded from {tracking_uri}: {exc.message.splitlines()[0]}") from None
+
+
+def model_version_by_alias(tracking_uri: str, name: str, alias: str = CHAMPION) -> str | None:
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,196 @@
+"""Compile and fit one Keras model: losses, optimizers, metrics, per-epoch reporting, best-epoch weights."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from automl.data import Dataset
+from automl.errors import AutoMLError
+
+LOSSES: dict[str, Callable[[], Any]] = {
+    "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(name="cross_entropy"),
+    "mse": lambda: keras.losses.MeanSquaredError(name="mse"),
+    "mae": lambda: keras.losses.MeanAbsoluteError(name="mae"),
+    "huber": lambda: keras.losses.Huber(name="huber"),
+}
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# objective metric -> direction; "loss" is only comparable when the loss itself is not searched
+METRICS: dict[str, dict[str, str]] = {
+    "classification": {"accuracy": "maximize", "loss": "minimize"},
+    "regression": {"rmse": "minimize", "mae": "minimize", "loss": "minimize"},
+}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+TARGET_UNIT_METRICS = ("rmse", "mae")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or Inf."""
+
+
+def get_loss(name: str) -> Any:
+    """A Keras loss by its space name; ``ValueError`` lists the valid names."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss '{name}' (valid: {', '.join(LOSSES)})")
+    return LOSSES[name]()
+
+
+def get_optimizer(params: Mapping[str, Any]) -> keras.optimizers.Optimizer:
+    """A Keras optimizer from ``optimizer``, ``learning_rate`` and its own params."""
+    name = params.get("optimizer", "adam")
+    lr = float(params.get("learning_rate", 1e-3))
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=float(params.get("weight_decay", 1e-4)))
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=float(params.get("momentum", 0.0)))
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    raise ValueError(f"unknown optimizer '{name}' (valid: {', '.join(OPTIMIZERS)})")
+
+
+def task_metrics(task: str) -> list[keras.metrics.Metric]:
+    if task == "classification":
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def resolve_metric(task: str, metric: str | None) -> tuple[str, str]:
+    """``(name, direction)`` of the objective; ``val_`` prefixes are accepted and dropped."""
+    name = (metric or DEFAULT_METRIC[task]).removeprefix("val_")
+    if name not in METRICS[task]:
+        raise AutoMLError(f"--metric '{metric}' is not available for {task} (valid: {', '.join(METRICS[task])})")
+    return name, METRICS[task][name]
+
+
+def compile_model(model: keras.Model, params: Mapping[str, Any], task: str) -> keras.Model:
+    default_loss = "cross_entropy" if task == "classification" else "mse"
+    model.compile(
+        optimizer=get_optimizer(params),
+        loss=get_loss(params.get("loss", default_loss)),
+        metrics=task_metrics(task),
+    )
+    return model
+
+
+@dataclass
+class TrainingData:
+    """A dataset's splits as the training loop sees them (regression targets standardized once)."""
+
+    x_train: Any
+    y_train: np.ndarray
+    x_val: Any
+    y_val: np.ndarray
+    y_std: float = 1.0
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> TrainingData:
+        if dataset.y_scale is None:
+            return cls(dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val)
+        mean, std = dataset.y_scale
+        scale = lambda y: ((y - mean) / std).astype("float32")  # noqa: E731
+        return cls(dataset.x_train, scale(dataset.y_train), dataset.x_val, scale(dataset.y_val), std)
+
+
+Reporter = Callable[[int, float], bool]  # (epoch, value) -> should the trial stop (pruned)
+
+
+@dataclass
+class EpochLog:
+    """What a fit produced: per-epoch metrics, the best epoch, and how it ended."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    pruned: bool = False
+    fit_seconds: float = 0.0
+
+
+class EpochCallback(keras.callbacks.Callback):
+    """Per epoch: record metrics (in target units), report the objective, keep the best epoch's weights."""
+
+    def __init__(self, monitor: str, direction: str, y_std: float, report: Reporter | None = None) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.y_std = y_std
+        self.report = report
+        self.log = EpochLog()
+        self._best_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        row = {}
+        for key, value in (logs or {}).items():
+            number = float(value)
+            if key.removeprefix("val_") in TARGET_UNIT_METRICS:
+                number *= self.y_std
+            row[key] = number
+        self.log.history.append(row)
+        loss = row.get("loss", 0.0)
+        if not math.isfinite(loss):
+            self.model.stop_training = True
+            raise NonFiniteLoss(f"training loss is {loss} at epoch {epoch}")
+        value = row.get(self.monitor)
+        if value is None:
+            raise KeyError(f"metric '{self.monitor}' was not computed (have: {', '.join(row)})")
+        if math.isfinite(value) and (
+            self.log.best_value is None or self.sign * value > self.sign * self.log.best_value
+        ):
+            self.log.best_value, self.log.best_epoch = value, epoch
+            self._best_weights = self.model.get_weights()
+        if self.report is not None and self.report(epoch, value):
+            self.log.pruned = True
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._best_weights is not None and not self.log.pruned:
+            self.model.set_weights(self._best_weights)
+
+
+def fit_model(
+    model: keras.Model,
+    params: Mapping[str, Any],
+    data: TrainingData,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """The default training loop: ``model.fit`` with validation after every epoch."""
+    model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=epochs,
+        batch_size=int(params.get("batch_size", 32)),
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
+def train(
+    family: Any,
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    data: TrainingData,
+    epochs: int,
+    monitor: str,
+    direction: str,
+    report: Reporter | None = None,
+) -> tuple[keras.Model, EpochLog]:
+    """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log."""
+    model = family.build(params, dataset.spec)
+    compile_model(model, params, dataset.task)
+    callback = EpochCallback(monitor, direction, data.y_std, report)
+    fit = family.fit or fit_model
+    start = time.perf_counter()
+    try:
+        fit(model, params, data, epochs, [callback])
+    finally:
+        callback.log.fit_seconds = time.perf_counter() - start
+    return model, callback.log

@@ -1,0 +1,147 @@
+"""``automl families``, ``automl trials`` and ``automl best``: read-only views of spaces and studies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.errors import handle_errors
+from cli.options import Home, Json, Storage, Study
+
+families_app = typer.Typer(help="List the families, or show one family's search space.", no_args_is_help=False)
+
+
+@families_app.callback(invoke_without_command=True)
+@handle_errors
+def families(ctx: typer.Context, as_json: Json = False) -> None:
+    """List the registered families and the data each takes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from automl import families as registry
+
+    rows = []
+    for name in registry.names():
+        family = registry.get(name)
+        rows.append({"name": name, "data": sorted(family.data_kinds), "description": family.description})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("family", "data", "description")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["data"]), row["description"])
+    Console().print(table)
+
+
+@families_app.command("show")
+@handle_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Family name.")],
+    as_json: Json = False,
+    raw: Annotated[bool, typer.Option("--yaml", help="Print the YAML file itself.")] = False,
+) -> None:
+    """Print a family's default search space."""
+    from automl import families as registry
+    from automl.spaces import load_default_space
+
+    registry.get(name)
+    space = load_default_space(name)
+    if raw:
+        print(space.text, end="")
+        return
+    rows = space.describe()
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("param", "type", "range / choices", "active when", title=f"{name}: {space.source}")
+    for row in rows:
+        spec = ", ".join(f"{k}={v}" for k, v in row["range"].items())
+        when = ", ".join(f"{k} in {v}" for k, v in (row["when"] or {}).items())
+        table.add_row(row["name"], row["type"], spec, when or "always")
+    Console().print(table)
+
+
+def _check_local_store(home: str | None, storage: str | None) -> str:
+    from automl.config import resolve_store
+    from automl.errors import StoreError
+
+    store = resolve_store(home, None, storage)
+    if store.storage.startswith("sqlite:///") and not Path(store.storage.removeprefix("sqlite:///")).is_file():
+        raise StoreError(f"no Optuna storage at {store.storage} (run a search first, or pass --home/--storage)")
+    return store.storage
+
+
+def _compact(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _trial_row(trial: Any) -> dict[str, Any]:
+    duration = trial.duration.total_seconds() if trial.duration else None
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "value": trial.value,
+        "duration_s": duration,
+        "params": trial.user_attrs.get("params") or trial.params,
+        "error": trial.user_attrs.get("error"),
+    }
+
+
+@handle_errors
+def trials(study: Study, as_json: Json = False, home: Home = None, storage: Storage = None) -> None:
+    """A table of the study's trials: number, state, value, duration and params."""
+    from automl.study import load_study
+
+    loaded = load_study(study, _check_local_store(home, storage))
+    rows = [_trial_row(t) for t in loaded.get_trials(deepcopy=False)]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    metric = loaded.user_attrs.get("metric", "value")
+    table = Table("#", "state", f"val_{metric}", "duration", "params", title=f"study {study}")
+    for row in rows:
+        params = " ".join(f"{k}={_compact(v)}" for k, v in row["params"].items() if k != "family")
+        value = "-" if row["value"] is None else f"{row['value']:.5g}"
+        duration = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f}s"
+        table.add_row(str(row["number"]), row["state"], value, duration, params)
+    Console().print(table)
+
+
+@handle_errors
+def best(study: Study, as_json: Json = False, home: Home = None, storage: Storage = None) -> None:
+    """The best trial: number, value, params, and the registered model URI."""
+    from automl.errors import AutoMLError
+    from automl.study import load_study
+
+    loaded = load_study(study, _check_local_store(home, storage))
+    try:
+        trial = loaded.best_trial
+    except ValueError:
+        raise AutoMLError(f"study '{study}' has no completed trial yet") from None
+    register_name = loaded.user_attrs.get("register_name", study)
+    data = {
+        "study": study,
+        "number": trial.number,
+        "value": trial.value,
+        "metric": f"val_{loaded.user_attrs.get('metric', 'value')}",
+        "direction": loaded.direction.name.lower(),
+        "params": trial.user_attrs.get("params") or trial.params,
+        "model_uri": loaded.user_attrs.get("model_uri"),
+        "champion_uri": f"models:/{register_name}@champion",
+        "test_metrics": loaded.user_attrs.get("test_metrics", {}),
+        "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+    }
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    console = Console()
+    console.print(f"[bold]study {study}[/bold]: best trial #{data['number']}, {data['metric']} = {data['value']:.6g}")
+    for key, value in data["params"].items():
+        console.print(f"  {key} = {_compact(value)}")
+    for key, value in data["test_metrics"].items():
+        console.print(f"  {key} = {value:.6g}")
+    console.print(f"  model: {data['model_uri']}  (alias: {data['champion_uri']})")

@@ -1,0 +1,66 @@
+"""Render a search's progress: a Rich bar, or plain log lines with --quiet."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+class RichProgress:
+    """Trials done / total, best so far, the last trial's value and state, and the ETA."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}  last {task.fields[last]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(study, total=total, completed=done, best="-", last="-")
+
+    def on_trial(self, trial: Any, best: float | None, done: int) -> None:
+        last = f"#{trial.number} {trial.state.name} {_fmt(trial.value)}"
+        self.bar.update(self.task, completed=done, best=_fmt(best), last=last)
+
+    def on_finalize(self, message: str) -> None:
+        self.bar.stop()
+        self.console.print(message)
+
+
+class PlainProgress:
+    """One line per trial on stderr (for logs and CI)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None:
+        self.total = total
+        print(f"study {study}: {done}/{total} trials done, {direction} val_{metric}", file=sys.stderr, flush=True)
+
+    def on_trial(self, trial: Any, best: float | None, done: int) -> None:
+        print(
+            f"trial {trial.number} {trial.state.name} value={_fmt(trial.value)} best={_fmt(best)} "
+            f"[{done}/{self.total}]",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_finalize(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)

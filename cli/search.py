@@ -1,0 +1,192 @@
+"""``automl search`` and ``automl resume``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli.errors import handle_errors
+from cli.options import Home, Storage, TrackingUri
+from cli.progress import PlainProgress, RichProgress
+
+Trials = Annotated[int | None, typer.Option("--trials", help="Trials to run (finished COMPLETE or PRUNED).")]
+Timeout = Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")]
+
+
+def _progress(quiet: bool) -> RichProgress | PlainProgress:
+    return PlainProgress() if quiet else RichProgress()
+
+
+def _print_result(result: object, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    data = asdict(result)  # type: ignore[call-overload]
+    if as_json:
+        print(json.dumps(data, default=str, indent=2))
+        return
+    console = Console()
+    if data["best_trial"] is None:
+        console.print(f"[red]no trial completed[/red] ({data['stopped_reason']})")
+        return
+    console.print(f"[bold]best trial[/bold] #{data['best_trial']}: val_{data['metric']} = {data['best_value']:.6g}")
+    for key, value in data["test_metrics"].items():
+        console.print(f"  {key} = {value:.6g}")
+    console.print(f"  model: {data['model_uri']}  (alias: {data['champion_uri']})")
+    fit, wall = data["fit_seconds"], data["wall_seconds"]
+    console.print(
+        f"  trials: {', '.join(f'{k}={v}' for k, v in data['states'].items() if v)}; "
+        f"wall {wall:.1f}s, in fit {fit:.1f}s"
+    )
+    if data["stopped_reason"]:
+        console.print(f"[yellow]{data['stopped_reason']}[/yellow]")
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    from automl.errors import AutoMLError
+
+    if text is None:
+        return None
+    height, sep, width = text.lower().partition("x")
+    try:
+        size = (int(height), int(width or height))
+    except ValueError:
+        raise AutoMLError(f"--image-size '{text}': expected HxW, e.g. 64x64") from None
+    if min(size) < 1 or not (sep or not width):
+        raise AutoMLError(f"--image-size '{text}': expected HxW, e.g. 64x64")
+    return size
+
+
+def _exit_code(result: object) -> None:
+    if getattr(result, "best_trial", None) is None or getattr(result, "stopped_reason", None):
+        raise typer.Exit(1)
+
+
+@handle_errors
+def search(
+    data: Annotated[
+        str,
+        typer.Option("--data", help="CSV/Parquet file, or demo:NAME (digits, wine, breast_cancer, diabetes, iris)."),
+    ],
+    family: Annotated[str, typer.Option("--family", "-f", help="Architecture family (see `automl families`).")] = "mlp",
+    target: Annotated[str | None, typer.Option("--target", help="Target column of a table.")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="classification or regression (default: detected).")
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name; an existing study is continued.")] = None,
+    trials: Trials = 20,
+    timeout: Timeout = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs per trial (the pruners' max resource).")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the splits, the sampler and every trial.")] = 0,
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, cmaes, gp or qmc.")] = "tpe",
+    pruner: Annotated[str, typer.Option("--pruner", help="median, asha, hyperband or none.")] = "median",
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="Objective on the validation split: accuracy, loss (classification); rmse, mae, loss (regression).",
+        ),
+    ] = None,
+    space: Annotated[str | None, typer.Option("--space", help="YAML file replacing the family's space.")] = None,
+    set_values: Annotated[list[str] | None, typer.Option("--set", help="Pin a param: name=value (repeatable).")] = None,
+    register_name: Annotated[
+        str | None, typer.Option("--register-name", help="Registered model name (default: the study name).")
+    ] = None,
+    max_failures: Annotated[
+        int, typer.Option("--max-failures", help="Stop after K consecutive failed trials (0: never).")
+    ] = 5,
+    image_size: Annotated[
+        str | None, typer.Option("--image-size", help="HxW images are resized to (image folders), e.g. 64x64.")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Text column of a CSV (text classification).")
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option("--window", help="Time steps per input window (time-series forecasting).")
+    ] = None,
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps ahead to forecast.")] = 1,
+    quiet: Quiet = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    home: Home = None,
+    tracking_uri: TrackingUri = None,
+    storage: Storage = None,
+) -> None:
+    """Search a family's space on a data set; every trial goes to MLflow, the best model to the registry."""
+    from automl.config import SearchConfig
+    from automl.errors import AutoMLError
+    from automl.logs import import_backend_quietly
+    from automl.runner import search as run_search
+
+    import_backend_quietly()
+
+    if task not in (None, "classification", "regression"):
+        raise AutoMLError(f"--task '{task}' is not one of classification, regression")
+    fixed = {}
+    for item in set_values or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise AutoMLError(f"--set '{item}': expected name=value")
+        fixed[name.strip()] = value.strip()
+    config = SearchConfig(
+        data=data,
+        family=family,
+        target=target,
+        task=task,
+        study=study,
+        trials=trials or 20,
+        timeout=timeout,  # type: ignore[arg-type]
+        epochs=epochs,
+        seed=seed,
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+        space=space,
+        fixed=fixed,  # type: ignore[arg-type]
+        register_name=register_name,
+        max_failures=max_failures,
+        home=home,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        image_size=parse_image_size(image_size),
+        text_column=text_column,
+        window=window,
+        horizon=horizon,
+    )
+    result = run_search(config, _progress(quiet))
+    _print_result(result, as_json)
+    _exit_code(result)
+
+
+@handle_errors
+def resume(
+    study: Annotated[str, typer.Option("--study", help="The study to continue.")],
+    trials: Annotated[
+        int | None, typer.Option("--trials", help="Run N more trials instead of finishing the recorded budget.")
+    ] = None,
+    timeout: Timeout = None,
+    quiet: Quiet = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    home: Home = None,
+    tracking_uri: TrackingUri = None,
+    storage: Storage = None,
+) -> None:
+    """Continue a study with its recorded settings, up to the budget its last search asked for."""
+    from automl.logs import import_backend_quietly
+    from automl.runner import resume as run_resume
+
+    import_backend_quietly()
+
+    result = run_resume(
+        study,
+        home=home,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        progress=_progress(quiet),
+        trials=trials,
+        timeout=timeout,
+    )
+    _print_result(result, as_json)
+    _exit_code(result)

@@ -1,0 +1,1 @@
+"""The shipped search spaces: one YAML file per architecture family (data, not code)."""
