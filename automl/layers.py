@@ -44,3 +44,30 @@ class Rescale(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class CapTokenIds(keras.layers.Layer):
+    """Map token ids at or above ``vocab_size`` to the OOV id: a searched vocabulary below the preprocessor's.
+
+    Text preprocessors number tokens by falling frequency, so keeping the ids below ``vocab_size`` keeps the
+    ``vocab_size`` most frequent tokens (padding 0 and OOV included); rarer ones become OOV.
+    """
+
+    def __init__(self, vocab_size: int, oov_id: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.oov_id = int(oov_id)
+
+    def call(self, inputs: Any) -> Any:
+        ids = ops.cast(inputs, "int32")
+        return ops.where(ids < self.vocab_size, ids, ops.full_like(ids, self.oov_id))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def compute_output_spec(self, inputs: Any) -> Any:
+        return keras.KerasTensor(inputs.shape, dtype="int32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "oov_id": self.oov_id}

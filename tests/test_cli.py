@@ -1,0 +1,270 @@
+"""The CLI in-process (Typer's runner): one real search, its MLflow schema, and every bad input's exit 2."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+TRIALS, EPOCHS = 6, 2
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real search: 6 trials of a MLP on a CSV with string labels, NaNs and a categorical column."""
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    n = 150
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    label = np.where(x1 + (color == "red") > 0.3, "yes", "no")
+    x2[::13] = np.nan
+    data = root / "some.csv"
+    pd.DataFrame({"x1": x1, "x2": x2, "color": color, "y": label}).to_csv(data, index=False)
+    home = root / "store"
+    result = invoke("search", "--family", "mlp", "--data", str(data), "--target", "y", "--trials", str(TRIALS),
+                    "--epochs", str(EPOCHS), "--study", "s", "--home", str(home), "--quiet", "--pruner", "none")
+    assert result.exit_code == 0, result.output
+    return {"home": home, "data": data, "root": root}
+
+
+def client(home: Path) -> MlflowClient:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_store_layout(searched: dict[str, Path]) -> None:
+    home = searched["home"]
+    assert (home / "mlflow.db").is_file()
+    assert (home / "optuna.db").is_file()
+    assert (home / "artifacts").is_dir() and any((home / "artifacts").iterdir())
+
+
+def test_mlflow_schema_one_parent_and_a_child_per_trial(searched: dict[str, Path]) -> None:
+    c = client(searched["home"])
+    experiment = c.get_experiment_by_name("s")
+    assert experiment is not None
+    runs = c.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    assert len(parents) == 1 and len(children) == TRIALS
+    parent = parents[0]
+    assert sorted(int(r.data.tags["automl.trial_number"]) for r in children) == list(range(TRIALS))
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        state = run.data.tags["automl.state"]
+        assert state in ("COMPLETE", "PRUNED", "FAIL")
+        assert run.info.status == ("FAILED" if state == "FAIL" else "FINISHED")
+        for param in ("family", "loss", "optimizer", "learning_rate", "batch_size", "n_layers", "units"):
+            assert param in run.data.params
+        assert run.data.params["family"] == "mlp"
+        history = c.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == list(range(EPOCHS))
+        assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == list(range(EPOCHS))
+    artifacts = {a.path for a in c.list_artifacts(parent.info.run_id)}
+    assert {"space.yaml", "data.json"} <= artifacts
+    description = json.loads(c.download_artifacts(parent.info.run_id, "data.json", str(searched["root"])) and
+                             (searched["root"] / "data.json").read_text())
+    assert description["rows"] == 150 and description["target"] == "y" and len(description["sha256"]) == 64
+    assert description["task"] == "classification"
+    metrics = parent.data.metrics
+    assert {"best_value", "best_trial_number", "test_accuracy"} <= set(metrics)
+    best = optuna.load_study(study_name="s", storage=f"sqlite:///{searched['home'] / 'optuna.db'}").best_trial
+    assert metrics["best_trial_number"] == best.number
+    assert metrics["best_value"] == pytest.approx(best.value)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_champion_predicts_raw_rows_in_the_label_space(searched: dict[str, Path]) -> None:
+    uri = f"sqlite:///{searched['home'] / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    assert str(client(searched["home"]).get_model_version_by_alias("s", "champion").version) == "1"
+    frame = pd.read_csv(searched["data"]).drop(columns=["y"])
+    predictions = mlflow.pyfunc.load_model("models:/s@champion").predict(frame)
+    assert len(predictions) == len(frame)
+    assert set(predictions) <= {"yes", "no"}
+    truth = pd.read_csv(searched["data"])["y"].to_numpy()
+    assert (predictions == truth).mean() > 0.6  # better than the majority class on this data
+
+
+def test_load_model_gives_the_keras_model_with_preprocessing(searched: dict[str, Path]) -> None:
+    import automl
+
+    model = automl.load_model("models:/s@champion", home=str(searched["home"]))
+    assert {"numeric", "cat_0"} <= {t.name for t in model.inputs}
+
+
+def test_trials_and_best_commands(searched: dict[str, Path]) -> None:
+    home = str(searched["home"])
+    table = invoke("trials", "--study", "s", "--home", home, "--json")
+    rows = json.loads(table.stdout)
+    assert [r["number"] for r in rows] == list(range(TRIALS))
+    assert all(r["state"] == "COMPLETE" and r["params"]["family"] == "mlp" for r in rows)
+    best = json.loads(invoke("best", "--study", "s", "--home", home, "--json").stdout)
+    assert best["value"] == max(r["value"] for r in rows)
+    assert best["model_uri"] == "models:/s/1" and best["champion_uri"] == "models:/s@champion"
+    text = invoke("trials", "--study", "s", "--home", home)
+    assert "COMPLETE" in text.stdout and "val_accuracy" in text.stdout
+
+
+def test_predict_writes_rows_with_predictions(searched: dict[str, Path]) -> None:
+    out = searched["root"] / "pred.csv"
+    result = invoke("predict", "--model", "models:/s@champion", "--data", str(searched["data"]), "--output", str(out),
+                    "--home", str(searched["home"]))
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out)
+    assert len(written) == 150 and set(written["prediction"]) <= {"yes", "no"}
+    assert list(written.columns[:4]) == ["x1", "x2", "color", "y"]
+
+
+def test_search_again_continues_the_study_with_the_same_parent(searched: dict[str, Path]) -> None:
+    home = str(searched["home"])
+    result = invoke("search", "--data", str(searched["data"]), "--target", "y", "--trials", "1", "--epochs", "1",
+                    "--study", "s", "--home", home, "--quiet", "--json")
+    assert result.exit_code == 0, result.output
+    c = client(searched["home"])
+    experiment = c.get_experiment_by_name("s")
+    runs = c.search_runs([experiment.experiment_id], max_results=100)
+    assert sum(r.data.tags.get("automl.role") == "study" for r in runs) == 1
+    assert sum(r.data.tags.get("automl.role") == "trial" for r in runs) == TRIALS + 1
+    rows = json.loads(invoke("trials", "--study", "s", "--home", home, "--json").stdout)
+    assert len(rows) == TRIALS + 1
+
+
+def test_families_list_and_show() -> None:
+    listed = json.loads(invoke("families", "--json").stdout)
+    assert "mlp" in [row["name"] for row in listed]
+    shown = json.loads(invoke("families", "show", "mlp", "--json").stdout)
+    assert {"optimizer", "learning_rate", "loss"} <= {row["name"] for row in shown}
+    assert "momentum" in invoke("families", "show", "mlp").stdout
+
+
+def test_every_command_has_help() -> None:
+    for command in ("search", "resume", "families", "trials", "best", "predict", "ui"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "--" in result.stdout, command
+    for command in ("search", "trials", "best", "predict", "ui", "resume"):
+        assert "--home" in invoke(command, "--help").stdout, command
+
+
+# ---- bad input: one line on stderr naming the culprit, exit 2, nothing created --------------------------------
+
+
+def _bad(home: Path, *args: str) -> str:
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    line = result.stderr.strip()
+    assert line.startswith("automl: error: ") and "\n" not in line, line
+    assert "Traceback" not in result.output
+    return line
+
+
+def _nothing_created(home: Path) -> None:
+    assert not (home / "optuna.db").exists() and not (home / "mlflow.db").exists()
+
+
+def test_missing_data_file(home: Path) -> None:
+    assert "nope.csv" in _bad(home, "search", "--data", "nope.csv", "--target", "y")
+    _nothing_created(home)
+
+
+def test_missing_target_column(home: Path, table_csv: Path) -> None:
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "label")
+    assert "'label'" in line and "table.csv" in line
+    _nothing_created(home)
+
+
+def test_malformed_yaml_space(home: Path, table_csv: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  units: {type: int, low: 8\n")
+    assert "space.yaml" in _bad(home, "search", "--data", str(table_csv), "--target", "y", "--space", str(space))
+    _nothing_created(home)
+
+
+def test_invalid_space_param(home: Path, table_csv: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  learning_rate: {type: float, low: 0.1, high: 0.001, log: true}\n")
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y", "--space", str(space))
+    assert "space.yaml" in line and "learning_rate" in line
+    _nothing_created(home)
+
+
+def test_unknown_family(home: Path, table_csv: Path) -> None:
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y", "--family", "transformerx")
+    assert "transformerx" in line and "mlp" in line
+    _nothing_created(home)
+
+
+def test_nan_target(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "nan.csv"
+    pd.DataFrame({"a": range(20), "y": [1.0, None] * 10}).to_csv(data, index=False)
+    line = _bad(home, "search", "--data", str(data), "--target", "y")
+    assert "'y'" in line and "missing" in line
+    _nothing_created(home)
+
+
+def test_bad_pin(home: Path, table_csv: Path) -> None:
+    assert "'unitz'" in _bad(home, "search", "--data", str(table_csv), "--target", "y", "--set", "unitz=3")
+    _nothing_created(home)
+
+
+def test_loss_metric_refused_while_loss_is_searched(home: Path, regression_csv: Path) -> None:
+    line = _bad(home, "search", "--data", str(regression_csv), "--target", "target", "--metric", "loss")
+    assert "loss" in line and "--set loss" in line
+    _nothing_created(home)
+
+
+def test_unknown_metric(home: Path, table_csv: Path) -> None:
+    assert "'r2'" in _bad(home, "search", "--data", str(table_csv), "--target", "y", "--metric", "r2")
+
+
+def test_unreachable_tracking_server_fails_fast(home: Path, table_csv: Path) -> None:
+    start = time.monotonic()
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y", "--tracking-uri", "http://127.0.0.1:9")
+    assert "http://127.0.0.1:9" in line and "unreachable" in line
+    assert time.monotonic() - start < 30
+    assert not (home / "optuna.db").exists()
+
+
+def test_unreadable_storage(home: Path, table_csv: Path) -> None:
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y", "--storage", "nosuchdb://x")
+    assert "nosuchdb://x" in line
+
+
+def test_unknown_study(home: Path, searched: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["trials", "--study", "nope", "--home", str(searched["home"])])
+    assert result.exit_code == 2 and "'nope'" in result.stderr and "s" in result.stderr
+    result = runner.invoke(app, ["best", "--study", "s", "--home", str(home)])
+    assert result.exit_code == 2 and "no Optuna storage" in result.stderr
+
+
+def test_predict_bad_inputs_keep_the_store(searched: dict[str, Path], tmp_path: Path) -> None:
+    home = searched["home"]
+    before = len(json.loads(invoke("trials", "--study", "s", "--home", str(home), "--json").stdout))
+    out = str(tmp_path / "o.csv")
+    assert "missing.csv" in _bad(home, "predict", "--model", "models:/s@champion", "--data", "missing.csv",
+                                 "--output", out)
+    partial = tmp_path / "partial.csv"
+    pd.read_csv(searched["data"]).drop(columns=["color"]).to_csv(partial, index=False)
+    assert "color" in _bad(home, "predict", "--model", "models:/s@champion", "--data", str(partial), "--output", out)
+    assert "nomodel" in _bad(home, "predict", "--model", "models:/nomodel@champion", "--data", str(partial),
+                             "--output", out)
+    after = len(json.loads(invoke("trials", "--study", "s", "--home", str(home), "--json").stdout))
+    assert after == before
