@@ -66,6 +66,7 @@ class SearchConfig:
     fixed: dict[str, Any] = field(default_factory=dict)
     register_name: str | None = None
     max_failures: int = 5
+    workers: int = 1
     image_size: tuple[int, int] | None = None
     text_column: str | None = None
     window: int | None = None

@@ -10,7 +10,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="automl")
 class Impute(keras.layers.Layer):
-    """Replace NaNs column by column with fill values learned on the training split."""
+    """Replace NaN and ±Inf column by column with fill values learned on the training split."""
 
     def __init__(self, fill_values: list[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -18,7 +18,7 @@ class Impute(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         fill = ops.convert_to_tensor(self.fill_values, dtype=inputs.dtype)
-        return ops.where(ops.isnan(inputs), fill, inputs)
+        return ops.where(ops.isfinite(inputs), inputs, fill)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
@@ -71,3 +71,23 @@ class CapTokenIds(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "vocab_size": self.vocab_size, "oov_id": self.oov_id}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class LastValue(keras.layers.Layer):
+    """The last step of one feature of a window, repeated ``repeats`` times: a naive forecast to add a correction to."""
+
+    def __init__(self, index: int, repeats: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = int(index)
+        self.repeats = int(repeats)
+
+    def call(self, inputs: Any) -> Any:
+        last = inputs[:, -1, self.index : self.index + 1]
+        return ops.repeat(last, self.repeats, axis=1) if self.repeats > 1 else last
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.repeats)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "index": self.index, "repeats": self.repeats}

@@ -16,6 +16,7 @@ from automl.data import Dataset
 from automl.families import Family
 from automl.spaces import Space
 from automl.training import TrainingData, train
+from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.params_for(trial)
         seed = trial_seed(self.settings.seed, trial.number)
+        trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("params", params)
         trial.set_user_attr("seed", seed)
         run_id = self.tracker.start_trial(

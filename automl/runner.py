@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ class ProgressReporter(Protocol):
     """How the CLI (or a notebook) sees a search go by; the library itself never prints."""
 
     def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None: ...
-    def on_trial(self, trial: optuna.trial.FrozenTrial, best: float | None, done: int) -> None: ...
+    def on_progress(self, done: int, best: float | None, last: str) -> None: ...
     def on_finalize(self, message: str) -> None: ...
 
 
@@ -85,33 +86,41 @@ def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[st
         )
 
 
-class _Budget:
-    """Stop once the study holds ``target`` finished trials, or after ``max_failures`` failures in a row."""
+class _Quota:
+    """Stop after this process finished ``quota`` trials, or after ``max_failures`` failures in a row."""
 
-    def __init__(self, target: int, max_failures: int, progress: ProgressReporter | None) -> None:
-        self.target = target
+    def __init__(self, quota: int, max_failures: int, progress: ProgressReporter | None) -> None:
+        self.quota = quota
         self.max_failures = max_failures
         self.progress = progress
+        self.finished = 0
         self.failures = 0
         self.stopped_reason: str | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.failures = self.failures + 1 if trial.state == optuna.trial.TrialState.FAIL else 0
-        done = count_finished(study)
+        failed = trial.state == optuna.trial.TrialState.FAIL
+        self.failures = self.failures + 1 if failed else 0
+        self.finished += trial.state in FINISHED
         if self.progress is not None:
-            try:
-                best = study.best_value
-            except ValueError:
-                best = None
-            self.progress.on_trial(trial, best, done)
+            value = "-" if trial.value is None else f"{trial.value:.4g}"
+            self.progress.on_progress(
+                count_finished(study), _best_value(study), f"#{trial.number} {trial.state.name} {value}"
+            )
         if self.max_failures and self.failures >= self.max_failures:
             self.stopped_reason = (
                 f"stopped after {self.failures} consecutive failed trials "
                 f"(last error: {trial.user_attrs.get('error', 'unknown')})"
             )
             study.stop()
-        elif done >= self.target:
+        elif self.finished >= self.quota:
             study.stop()
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    try:
+        return float(study.best_value)
+    except ValueError:
+        return None
 
 
 @contextmanager
@@ -128,8 +137,29 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def search(config: SearchConfig, progress: ProgressReporter | None = None) -> SearchResult:
-    """Run (or continue) a search and register its best model; see ``SearchConfig`` for the knobs."""
+@dataclass
+class Session:
+    """Everything one process needs to run trials of a study, prepared once (data loaded once)."""
+
+    config: SearchConfig
+    store: Store
+    family: families.Family
+    space: Space
+    fixed: dict[str, Any]
+    dataset: Dataset
+    metric: str
+    direction: str
+    tracker: Any
+    study: optuna.Study
+    parent_id: str
+    started: float
+
+
+def prepare(config: SearchConfig, join: bool = False) -> Session:
+    """Validate everything (space, data, metric, servers) before creating a study or a run, then open them.
+
+    ``join=True`` attaches to an existing study and its parent run (a worker) instead of setting it up.
+    """
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
     family = families.get(config.family)
@@ -139,6 +169,8 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
         raise AutoMLError(f"--trials must be at least 1 (got {config.trials})")
     if config.epochs < 1:
         raise AutoMLError(f"--epochs must be at least 1 (got {config.epochs})")
+    if config.workers < 1:
+        raise AutoMLError(f"--workers must be at least 1 (got {config.workers})")
     dataset = load_dataset(config.data, **config.data_options())
     family.check_data(dataset.spec.kind, config.data)
     from automl.training import resolve_metric
@@ -148,9 +180,12 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
 
     from automl.tracking import Tracker
 
-    store.home.mkdir(parents=True, exist_ok=True)
+    if store.local_tracking or store.storage.startswith(("sqlite", "journal:")):
+        store.home.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(store, config.study_name)
     storage = open_storage(store.storage)
+    if store.storage.startswith("sqlite") and config.workers > 2:
+        logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", config.workers)
     attrs = {
         "family": family.name,
         "metric": metric,
@@ -160,48 +195,161 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
         "space_sha256": space.sha256,
         "data_sha256": dataset.description["sha256"],
     }
-    # earlier attempts of this study may hold finished trials; the sampler's seed moves on with them
-    probe = optuna.create_study(study_name=config.study_name, storage=storage, direction=direction, load_if_exists=True)
-    done_before = count_finished(probe)
+    seed_offset = 0
+    if not join:
+        probe = optuna.create_study(
+            study_name=config.study_name, storage=storage, direction=direction, load_if_exists=True
+        )
+        seed_offset = len(probe.get_trials(deepcopy=False))
+    else:
+        seed_offset = len(load_study(config.study_name, store.storage).get_trials(deepcopy=False)) + os.getpid()
+    # a continued study (or another worker) must not replay the same sampler seed
     study = open_study(
         config.study_name,
         storage,
         direction,
-        get_sampler(config.sampler, None if config.seed is None else config.seed + done_before),
+        get_sampler(config.sampler, config.seed + seed_offset),
         get_pruner(config.pruner, config.epochs),
         attrs,
     )
-    config_record = {
-        k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")
-    }
-    study.set_user_attr("config", config_record)
+    if join:
+        parent_id = study.user_attrs.get("mlflow_parent_run_id")
+        if not parent_id or not _run_exists(tracker, study):
+            raise AutoMLError(
+                f"study '{config.study_name}' has no MLflow parent run at {store.tracking_uri}; "
+                f"start it with `automl search` against the same tracking URI"
+            )
+        return Session(
+            config, store, family, space, fixed, dataset, metric, direction, tracker, study, str(parent_id), started
+        )
+    record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")}
+    study.set_user_attr("config", record)
     study.set_user_attr("space_text", space.text)
-    target = done_before + config.trials
-    study.set_user_attr("budget", target)
-
     parent_id = tracker.attach_parent(
         study.user_attrs.get("mlflow_parent_run_id") if _run_exists(tracker, study) else None,
         {"automl.family": family.name, "automl.metric": metric, "automl.direction": direction},
     )
     study.set_user_attr("mlflow_parent_run_id", parent_id)
     tracker.log_study_inputs(parent_id, space.text, dataset.description)
-    return _run(
-        config,
-        store,
-        study,
-        tracker,
-        parent_id,
-        family,
-        space,
-        fixed,
-        dataset,
-        metric,
-        direction,
-        target,
-        done_before,
-        started,
-        progress,
+    return Session(config, store, family, space, fixed, dataset, metric, direction, tracker, study, parent_id, started)
+
+
+def trial_settings(session: Session) -> Any:
+    from automl.objective import TrialSettings
+
+    return TrialSettings(
+        epochs=session.config.epochs,
+        seed=session.config.seed,
+        metric=session.metric,
+        direction=session.direction,
+        fixed=session.fixed,
+        checkpoint_dir=session.store.checkpoints_dir / session.config.study_name,
     )
+
+
+def run_trials(session: Session, quota: int, progress: ProgressReporter | None = None) -> str | None:
+    """Run ``quota`` finished trials in this process; returns why it stopped early, if it did."""
+    from automl.objective import Objective
+    from automl.workers import reap_dead_trials
+
+    reap_dead_trials(session.study, session.tracker.kill_trial)
+    objective = Objective(
+        session.family, session.space, session.dataset, trial_settings(session), session.tracker, session.parent_id
+    )
+    limiter = _Quota(quota, session.config.max_failures, progress)
+    with _sigterm_as_interrupt():
+        session.study.optimize(
+            objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
+        )
+    return limiter.stopped_reason
+
+
+def search(config: SearchConfig, progress: ProgressReporter | None = None) -> SearchResult:
+    """Run (or continue) a search and register its best model; see ``SearchConfig`` for the knobs."""
+    if config.data and not config.data.startswith("demo:") and os.path.exists(config.data):
+        config = dataclasses.replace(config, data=os.path.abspath(config.data))
+    session = prepare(config)
+    study, tracker = session.study, session.tracker
+    done_before = count_finished(study)
+    target = done_before + config.trials
+    study.set_user_attr("budget", target)
+    if progress is not None:
+        progress.on_start(config.study_name, target, done_before, session.direction, session.metric)
+    stopped_reason = None
+    try:
+        if config.workers > 1:
+            stopped_reason = _run_workers(session, progress)
+        else:
+            stopped_reason = run_trials(session, config.trials, progress)
+    except KeyboardInterrupt:
+        tracker.finish_study(session.parent_id, {}, {"automl.stopped": "interrupted"}, status="KILLED")
+        raise
+    return finalize(session, stopped_reason, progress)
+
+
+def _run_workers(session: Session, progress: ProgressReporter | None) -> str | None:
+    from automl.workers import spawn_workers, split, wait_for
+
+    config, store = session.config, session.store
+    quotas = [q for q in split(config.trials, config.workers) if q > 0]
+
+    def tick() -> None:
+        if progress is not None:
+            progress.on_progress(count_finished(session.study), _best_value(session.study), "")
+
+    processes = spawn_workers(config.study_name, quotas, config.home, store.tracking_uri, store.storage)
+    codes = wait_for(processes, tick)
+    failed = [code for code in codes if code not in (0,)]
+    return f"{len(failed)} of {len(codes)} workers exited with errors ({failed})" if failed else None
+
+
+def worker(
+    study_name: str,
+    home: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    trials: int | None = None,
+    register: bool = False,
+    progress: ProgressReporter | None = None,
+) -> SearchResult:
+    """Join an existing study as one more worker: run trials (``trials``, else up to its budget)."""
+    from automl.backend import configure
+
+    configure()
+    store = resolve_store(home, tracking_uri, storage)
+    study = load_study(study_name, store.storage)
+    record = dict(study.user_attrs.get("config") or {})
+    if not record:
+        raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
+    quota = trials if trials is not None else int(study.user_attrs.get("budget", 0)) - count_finished(study)
+    record.update(
+        study=study_name,
+        home=home,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        workers=1,
+        trials=max(quota, 1),
+        space=_recorded_space(study, store),
+    )
+    session = prepare(SearchConfig(**record), join=True)
+    if progress is not None:
+        progress.on_start(study_name, quota, 0, session.direction, session.metric)
+    stopped_reason = run_trials(session, quota, progress) if quota > 0 else None
+    if register:
+        return finalize(session, stopped_reason, progress)
+    return _summary(session, stopped_reason)
+
+
+def _recorded_space(study: optuna.Study, store: Store) -> str | None:
+    """Write the space the study started with to HOME/spaces/, so every worker searches the same space."""
+    text = study.user_attrs.get("space_text")
+    if not text:
+        return None
+    path = store.home / "spaces" / f"{study.study_name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 def resume(
@@ -219,6 +367,10 @@ def resume(
     if not record:
         raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
     budget = int(study.user_attrs.get("budget", 0))
+    from automl.tracking import Tracker
+    from automl.workers import reap_dead_trials
+
+    reap_dead_trials(study, Tracker(store, study_name).kill_trial)
     remaining = budget - count_finished(study)
     trials = overrides.pop("trials", None)
     if trials is None:
@@ -228,15 +380,15 @@ def resume(
             )
         trials = remaining
     record.update({k: v for k, v in overrides.items() if v is not None})
-    record.update(trials=trials, study=study_name, home=home, tracking_uri=tracking_uri, storage=storage)
-    if "space_text" in study.user_attrs:
-        # the space the study was started with, even if the shipped default changed since
-        path = store.home / "spaces" / f"{study_name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(study.user_attrs["space_text"], encoding="utf-8")
-        record["space"] = str(path)
-    config = SearchConfig(**record)
-    return search(config, progress)
+    record.update(
+        trials=trials,
+        study=study_name,
+        home=home,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        space=_recorded_space(study, store),
+    )
+    return search(SearchConfig(**record), progress)
 
 
 def _run_exists(tracker: Any, study: optuna.Study) -> bool:
@@ -250,106 +402,61 @@ def _run_exists(tracker: Any, study: optuna.Study) -> bool:
     return str(run.info.experiment_id) == tracker.experiment_id
 
 
-def _run(
-    config: SearchConfig,
-    store: Store,
-    study: optuna.Study,
-    tracker: Any,
-    parent_id: str,
-    family: families.Family,
-    space: Space,
-    fixed: dict[str, Any],
-    dataset: Dataset,
-    metric: str,
-    direction: str,
-    target: int,
-    done_before: int,
-    started: float,
-    progress: ProgressReporter | None,
-) -> SearchResult:
-    from automl.objective import Objective, TrialSettings
-
-    settings = TrialSettings(
-        epochs=config.epochs,
-        seed=config.seed,
-        metric=metric,
-        direction=direction,
-        fixed=fixed,
-        checkpoint_dir=store.checkpoints_dir / config.study_name,
-    )
-    objective = Objective(family, space, dataset, settings, tracker, parent_id)
-    budget = _Budget(target, config.max_failures, progress)
-    if progress is not None:
-        progress.on_start(config.study_name, target, done_before, direction, metric)
-    try:
-        with _sigterm_as_interrupt():
-            study.optimize(
-                objective,
-                timeout=config.timeout,
-                callbacks=[budget],
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
-    except KeyboardInterrupt:
-        tracker.finish_study(parent_id, {}, {"automl.stopped": "interrupted"}, status="KILLED")
-        raise
-    return finalize(
-        config, study, tracker, parent_id, family, dataset, settings, budget.stopped_reason, started, progress
-    )
-
-
-def finalize(
-    config: SearchConfig,
-    study: optuna.Study,
-    tracker: Any,
-    parent_id: str,
-    family: families.Family,
-    dataset: Dataset,
-    settings: Any,
-    stopped_reason: str | None,
-    started: float,
-    progress: ProgressReporter | None = None,
-) -> SearchResult:
-    """Register the best trial's model, test it once on the test split, close the parent run."""
-    trials = study.get_trials(deepcopy=False)
+def _summary(session: Session, stopped_reason: str | None) -> SearchResult:
+    trials = session.study.get_trials(deepcopy=False)
     states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     fit_seconds = float(sum(t.user_attrs.get("fit_seconds", 0.0) for t in trials))
+    config = session.config
+    try:
+        best = session.study.best_trial
+    except ValueError:
+        best = None
     register_name = config.register_name or config.study_name
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        tracker.finish_study(parent_id, {}, {"automl.stopped": stopped_reason or "no trial completed"}, "FAILED")
-        return SearchResult(
-            config.study_name,
-            settings.metric,
-            settings.direction,
-            None,
-            None,
-            {},
-            None,
-            None,
-            register_name,
-            {},
-            states,
-            time.perf_counter() - started,
-            fit_seconds,
-            parent_id,
-            stopped_reason or "no trial completed",
-        )
+    return SearchResult(
+        study=config.study_name,
+        metric=session.metric,
+        direction=session.direction,
+        best_trial=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_params={} if best is None else dict(best.user_attrs.get("params", best.params)),
+        model_uri=session.study.user_attrs.get("model_uri"),
+        champion_uri=f"models:/{register_name}@champion",
+        register_name=register_name,
+        test_metrics=dict(session.study.user_attrs.get("test_metrics", {})),
+        states=states,
+        wall_seconds=time.perf_counter() - session.started,
+        fit_seconds=fit_seconds,
+        parent_run_id=session.parent_id,
+        stopped_reason=stopped_reason,
+    )
+
+
+def finalize(session: Session, stopped_reason: str | None, progress: ProgressReporter | None = None) -> SearchResult:
+    """Register the best trial's model, test it once on the test split, close the parent run."""
+    study, tracker, config = session.study, session.tracker, session.config
+    register_name = config.register_name or config.study_name
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        reason = stopped_reason or "no trial completed"
+        tracker.finish_study(session.parent_id, {}, {"automl.stopped": reason}, "FAILED")
+        result = _summary(session, reason)
+        return result
     best = study.best_trial
     if progress is not None:
         progress.on_finalize(f"registering trial {best.number} as {register_name}@champion")
-    core, source = best_model(best, family, dataset, settings)
+    core, source = best_model(best, session.family, session.dataset, trial_settings(session))
     from automl.export import export_model
 
-    exported = export_model(core, dataset)
-    test_metrics = evaluate(exported, dataset)
-    metadata = {**dataset.metadata, "study": config.study_name, "trial": best.number, "weights": source}
-    model_uri, _version = tracker.log_best_model(parent_id, exported, metadata, dataset.raw_example, register_name)
+    exported = export_model(core, session.dataset)
+    test_metrics = evaluate(exported, session.dataset)
+    metadata = {**session.dataset.metadata, "study": config.study_name, "trial": best.number, "weights": source}
+    model_uri, _version = tracker.log_best_model(
+        session.parent_id, exported, metadata, session.dataset.raw_example, register_name
+    )
     study.set_user_attr("model_uri", model_uri)
     study.set_user_attr("register_name", register_name)
     study.set_user_attr("test_metrics", test_metrics)
     tracker.finish_study(
-        parent_id,
+        session.parent_id,
         {"best_value": best.value, "best_trial_number": best.number, **test_metrics},
         {
             "automl.best_trial": best.number,
@@ -358,23 +465,7 @@ def finalize(
             **({"automl.stopped": stopped_reason} if stopped_reason else {}),
         },
     )
-    return SearchResult(
-        study=config.study_name,
-        metric=settings.metric,
-        direction=settings.direction,
-        best_trial=best.number,
-        best_value=best.value,
-        best_params=dict(best.user_attrs.get("params", best.params)),
-        model_uri=model_uri,
-        champion_uri=f"models:/{register_name}@champion",
-        register_name=register_name,
-        test_metrics=test_metrics,
-        states=states,
-        wall_seconds=time.perf_counter() - started,
-        fit_seconds=fit_seconds,
-        parent_run_id=parent_id,
-        stopped_reason=stopped_reason,
-    )
+    return _summary(session, stopped_reason)
 
 
 def best_model(
@@ -417,16 +508,21 @@ def evaluate(exported: Any, dataset: Dataset) -> dict[str, float]:
             "test_accuracy": float(np.mean(np.argmax(outputs, axis=-1) == y)),
             "test_log_loss": float(-np.mean(np.log(probs[np.arange(len(y)), y]))),
         }
-    pred = outputs.reshape(len(y), -1)[:, 0] if outputs.ndim > 1 else outputs
-    err = pred - y.reshape(len(y), -1)[:, 0]
+    pred = outputs.reshape(len(y), -1)
+    truth = y.reshape(len(y), -1)
+    err = pred - truth
     return {"test_rmse": float(np.sqrt(np.mean(err**2))), "test_mae": float(np.mean(np.abs(err)))}
 
 
-def study_trials(
-    study_name: str, home: str | None = None, storage: str | None = None
-) -> list[optuna.trial.FrozenTrial]:
-    store = resolve_store(home, None, storage)
-    return load_study(study_name, store.storage).get_trials(deepcopy=False)
-
-
-__all__ = ["FINISHED", "ProgressReporter", "SearchResult", "resume", "search"]
+__all__ = [
+    "FINISHED",
+    "ProgressReporter",
+    "SearchResult",
+    "Session",
+    "finalize",
+    "prepare",
+    "resume",
+    "run_trials",
+    "search",
+    "worker",
+]

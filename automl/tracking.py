@@ -51,6 +51,8 @@ def _check_server(uri: str) -> None:
 def connect(store: Store) -> MlflowClient:
     """A client for the store's tracking URI (also its registry); checks that it can be reached."""
     uri = store.tracking_uri
+    # the library never prints; MLflow would print two links (and fetch the run) for every finished run
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -224,6 +226,26 @@ class Tracker:
 
     def promote(self, register_name: str, version: str) -> None:
         self.client.set_registered_model_alias(register_name, CHAMPION, version)
+
+    # ---- reports, provenance, promotion ---------------------------------------------------------
+    def log_files(self, run_id: str, paths: Sequence[str | os.PathLike[str]], artifact_dir: str = "report") -> None:
+        """Attach local files (plots, HTML) to a run under ``artifact_dir``."""
+        try:
+            for path in paths:
+                self.client.log_artifact(run_id, str(path), artifact_dir)
+        except (OSError, MlflowException) as exc:
+            raise StoreError(f"cannot write MLflow artifacts for run {run_id}: {exc}") from None
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """A run's tags; empty when the run is not in this tracking store."""
+        try:
+            return dict(self.client.get_run(run_id).data.tags)
+        except MlflowException:
+            return {}
+
+    def tag_model_version(self, register_name: str, version: str, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(register_name, version, key, str(value))
 
 
 with warnings.catch_warnings():

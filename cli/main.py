@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.command("search")(search_commands.search)
 app.command("resume")(search_commands.resume)
+app.command("worker")(search_commands.worker)
 app.add_typer(inspect.families_app, name="families")
 app.command("trials")(inspect.trials)
 app.command("best")(inspect.best)

@@ -35,9 +35,8 @@ class RichProgress:
         self.bar.start()
         self.task = self.bar.add_task(study, total=total, completed=done, best="-", last="-")
 
-    def on_trial(self, trial: Any, best: float | None, done: int) -> None:
-        last = f"#{trial.number} {trial.state.name} {_fmt(trial.value)}"
-        self.bar.update(self.task, completed=done, best=_fmt(best), last=last)
+    def on_progress(self, done: int, best: float | None, last: str) -> None:
+        self.bar.update(self.task, completed=done, best=_fmt(best), last=last or "-")
 
     def on_finalize(self, message: str) -> None:
         self.bar.stop()
@@ -54,13 +53,9 @@ class PlainProgress:
         self.total = total
         print(f"study {study}: {done}/{total} trials done, {direction} val_{metric}", file=sys.stderr, flush=True)
 
-    def on_trial(self, trial: Any, best: float | None, done: int) -> None:
-        print(
-            f"trial {trial.number} {trial.state.name} value={_fmt(trial.value)} best={_fmt(best)} "
-            f"[{done}/{self.total}]",
-            file=sys.stderr,
-            flush=True,
-        )
+    def on_progress(self, done: int, best: float | None, last: str) -> None:
+        if last:
+            print(f"trial {last.lstrip('#')} best={_fmt(best)} [{done}/{self.total}]", file=sys.stderr, flush=True)
 
     def on_finalize(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)

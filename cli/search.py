@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -108,6 +109,12 @@ def search(
         int | None, typer.Option("--window", help="Time steps per input window (time-series forecasting).")
     ] = None,
     horizon: Annotated[int, typer.Option("--horizon", help="Steps ahead to forecast.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Local worker processes on the study (GPUs round-robin, else CPU threads split)."
+        ),
+    ] = 1,
     quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     home: Home = None,
@@ -154,6 +161,7 @@ def search(
         text_column=text_column,
         window=window,
         horizon=horizon,
+        workers=workers,
     )
     result = run_search(config, _progress(quiet))
     _print_result(result, as_json)
@@ -190,3 +198,38 @@ def resume(
     )
     _print_result(result, as_json)
     _exit_code(result)
+
+
+@handle_errors
+def worker(
+    study: Annotated[str, typer.Option("--study", help="The study to join.")],
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="Trials this worker runs (default: until the study's budget is reached)."),
+    ] = None,
+    register: Annotated[bool, typer.Option("--register", help="Register the study's best model when done.")] = False,
+    quiet: Quiet = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    home: Home = None,
+    tracking_uri: TrackingUri = None,
+    storage: Storage = None,
+) -> None:
+    """Join an existing study as one more worker (Optuna's distributed mode: same --storage, same --tracking-uri)."""
+    from automl.logs import import_backend_quietly
+    from automl.runner import worker as run_worker
+
+    import_backend_quietly()
+    result = run_worker(
+        study,
+        home=home,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        trials=trials,
+        register=register,
+        progress=_progress(quiet),
+    )
+    if as_json:
+        _print_result(result, as_json)
+    if result.stopped_reason:
+        print(f"automl: {result.stopped_reason}", file=sys.stderr)
+        raise typer.Exit(1)

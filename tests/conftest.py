@@ -7,13 +7,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-from automl.logs import import_backend_quietly, quiet_libraries  # noqa: E402
+from automl.logs import import_backend_quietly, quiet_libraries
 
 quiet_libraries()
 import_backend_quietly()

@@ -13,16 +13,35 @@ from pathlib import Path
 import pandas as pd
 
 
+def clean_env() -> dict[str, str]:
+    """The environment without MLflow URIs that earlier in-process tests may have exported."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("automl")
     command = [exe, *args] if exe else [sys.executable, "-m", "cli.main", *args]
-    env = {**os.environ, "AUTOML_HOME": str(cwd / "runs")}
+    env = {**clean_env(), "AUTOML_HOME": str(cwd / "runs")}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_search_predict_and_pyfunc_in_fresh_processes(tmp_path: Path, table_csv: Path) -> None:
-    searched = run("search", "--data", str(table_csv), "--target", "y", "--trials", "3", "--epochs", "2",
-                   "--study", "e2e", "--quiet", "--json", cwd=tmp_path)
+    searched = run(
+        "search",
+        "--data",
+        str(table_csv),
+        "--target",
+        "y",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--study",
+        "e2e",
+        "--quiet",
+        "--json",
+        cwd=tmp_path,
+    )
     assert searched.returncode == 0, searched.stderr
     result = json.loads(searched.stdout)
     assert result["best_trial"] is not None and result["model_uri"] == "models:/e2e/1"
@@ -30,8 +49,9 @@ def test_search_predict_and_pyfunc_in_fresh_processes(tmp_path: Path, table_csv:
     assert "trial 2" in searched.stderr  # --quiet: plain log lines
 
     out = tmp_path / "pred.parquet"
-    predicted = run("predict", "--model", "models:/e2e@champion", "--data", str(table_csv), "--output", str(out),
-                    cwd=tmp_path)
+    predicted = run(
+        "predict", "--model", "models:/e2e@champion", "--data", str(table_csv), "--output", str(out), cwd=tmp_path
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert set(pd.read_parquet(out)["prediction"]) <= {"yes", "no"}
 
@@ -43,8 +63,13 @@ def test_search_predict_and_pyfunc_in_fresh_processes(tmp_path: Path, table_csv:
         "model = mlflow.pyfunc.load_model('models:/e2e@champion')\n"
         f"print(list(model.predict(pd.read_csv('{rows}'))))\n"
     )
-    fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    fresh = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**clean_env(), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert fresh.returncode == 0, fresh.stderr
     labels = ast.literal_eval(fresh.stdout.strip().splitlines()[-1])
     assert len(labels) == 7 and set(labels) <= {"yes", "no"}

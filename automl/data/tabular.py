@@ -78,7 +78,7 @@ def table_dataset(
     missing = int(frame[target].isna().sum())
     if missing:
         raise DataError(f"{name}: target column '{target}' has {missing} missing value(s); drop or fill them")
-    features = frame.drop(columns=[target])
+    features = frame.drop(columns=[target]).replace([np.inf, -np.inf], np.nan)
     if features.shape[1] == 0:
         raise DataError(f"{name}: no feature columns besides target '{target}'")
     if len(frame) < 10:

@@ -1,0 +1,133 @@
+"""Local worker processes on one Optuna study (Optuna's own distributed mode), and reaping dead trials."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from automl.backend import THREADS_ENV, gpu_count
+
+logger = logging.getLogger(__name__)
+MAX_RETRIES = 2
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) -> list[int]:
+    """Fail RUNNING trials whose worker process on this host is gone; retry each (at most twice).
+
+    Trials from other hosts are left to Optuna's heartbeat (RDB storages) after its grace period.
+    """
+    host = socket.gethostname()
+    reaped = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        owner_host, _, pid_text = owner.rpartition(":")
+        if owner_host != host or not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "error", f"worker {owner} died while running it")
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except RuntimeError:  # finished meanwhile (UpdateFinishedTrialError is a RuntimeError)
+            continue
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            kill_run(str(run_id), f"worker {owner} died while running it")
+        retries = int(trial.user_attrs.get("retries", 0))
+        if retries < MAX_RETRIES and trial.params:
+            study.enqueue_trial(
+                trial.params, user_attrs={"retried_from": trial.number, "retries": retries + 1}, skip_if_exists=False
+            )
+        reaped.append(trial.number)
+    if reaped:
+        logger.warning("marked trials %s of dead workers as failed and queued them again", reaped)
+    return reaped
+
+
+def split(total: int, parts: int) -> list[int]:
+    """Split ``total`` trials over ``parts`` workers as evenly as possible."""
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def spawn_workers(
+    study: str,
+    quotas: list[int],
+    home: str | None,
+    tracking_uri: str,
+    storage: str,
+    extra_args: list[str] | None = None,
+) -> list[subprocess.Popen[bytes]]:
+    """Start one ``automl worker`` process per quota; GPUs round-robin, else CPU threads split."""
+    gpus = gpu_count()
+    threads = max(1, (os.cpu_count() or 1) // len(quotas))
+    processes = []
+    for index, quota in enumerate(quotas):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        else:
+            env[THREADS_ENV] = str(threads)
+        command = [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "worker",
+            "--study",
+            study,
+            "--trials",
+            str(quota),
+            "--tracking-uri",
+            tracking_uri,
+            "--storage",
+            storage,
+            "--quiet",
+            *(extra_args or []),
+        ]
+        if home:
+            command += ["--home", home]
+        processes.append(subprocess.Popen(command, env=env))
+    return processes
+
+
+def wait_for(processes: list[subprocess.Popen[bytes]], on_tick: Callable[[], Any] | None = None) -> list[int]:
+    """Wait for every worker; forward Ctrl-C/SIGTERM to them; return their exit codes."""
+    try:
+        while any(p.poll() is None for p in processes):
+            if on_tick is not None:
+                on_tick()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for p in processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
+    return [int(p.returncode) for p in processes]

@@ -1,0 +1,78 @@
+"""Failures inside trials: exceptions, NaN losses, consecutive failures, refused model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+import automl
+from automl.errors import AutoMLError
+
+
+def _runs(home: Path, study: str) -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(study)
+    return client.search_runs([experiment.experiment_id], max_results=200)
+
+
+def test_exceptions_fail_trials_with_traceback_and_max_failures_stops(
+    home: Path, table_csv: Path, tmp_path: Path
+) -> None:
+    space = tmp_path / "broken.yaml"
+    # Dense(0) cannot be built: every trial raises inside the family builder
+    space.write_text("params:\n  n_layers: {type: int, low: 1, high: 2}\n  units: {type: int, low: 0, high: 0}\n")
+    result = automl.search(
+        str(table_csv), target="y", space=str(space), trials=10, epochs=1, study="boom", home=str(home), max_failures=3
+    )
+    assert result.best_trial is None
+    assert result.stopped_reason is not None and "3 consecutive failed trials" in result.stopped_reason
+    study = optuna.load_study(study_name="boom", storage=f"sqlite:///{home / 'optuna.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all("Traceback" in t.user_attrs["traceback"] and t.user_attrs["error"] for t in trials)
+    children = [r for r in _runs(home, "boom") if r.data.tags.get("automl.role") == "trial"]
+    assert len(children) == 3
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    for run in children:
+        assert run.info.status == "FAILED" and run.data.tags["automl.state"] == "FAIL"
+        assert "automl.error" in run.data.tags
+        assert "traceback.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_nan_loss_fails_the_trial_and_is_never_best(home: Path, regression_csv: Path) -> None:
+    result = automl.search(
+        str(regression_csv),
+        target="target",
+        trials=3,
+        epochs=2,
+        study="nan",
+        home=str(home),
+        fixed={
+            "optimizer": "sgd",
+            "learning_rate": "1e12",
+            "loss": "mse",
+            "batch_norm": "false",
+            "activation": "relu",
+            "momentum": "0.9",
+            "dropout": "0",
+        },
+        max_failures=3,
+    )
+    study = optuna.load_study(study_name="nan", storage=f"sqlite:///{home / 'optuna.db'}")
+    states = {t.state for t in study.get_trials()}
+    assert states == {optuna.trial.TrialState.FAIL}
+    assert all("non-finite" in t.user_attrs["error"] or "loss is" in t.user_attrs["error"] for t in study.get_trials())
+    assert result.best_trial is None and result.model_uri is None
+
+
+def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path: Path) -> None:
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(AutoMLError, match="safe_mode"):
+        automl.load_model(str(path))

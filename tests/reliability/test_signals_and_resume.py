@@ -1,0 +1,121 @@
+"""Kill a search mid-fit (SIGTERM, SIGKILL), then resume: nothing finished is lost, the dead trial is retried."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from tests.reliability.conftest import run_automl, start_automl
+
+RUNNING, COMPLETE, FAIL = (
+    optuna.trial.TrialState.RUNNING,
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.FAIL,
+)
+
+
+def _study(home: Path, name: str) -> optuna.Study | None:
+    if not (home / "optuna.db").exists():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{home / 'optuna.db'}")
+    except (KeyError, Exception):
+        return None
+
+
+def _wait_for_running(home: Path, name: str, number: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        study = _study(home, name)
+        if study is not None and any(t.number == number and t.state == RUNNING for t in study.get_trials()):
+            time.sleep(1.5)  # well inside model.fit
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"trial {number} of {name} never started")
+
+
+def _runs(home: Path, name: str) -> dict[int, object]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
+    assert len(parents) == 1, "there must never be a second parent run"
+    return {int(r.data.tags["automl.trial_number"]): r for r in runs if r.data.tags.get("automl.role") == "trial"}
+
+
+def test_sigterm_fails_the_trial_kills_its_run_and_resume_carries_on(home: Path, table_csv: Path) -> None:
+    process = start_automl(
+        "search",
+        "--data",
+        str(table_csv),
+        "--target",
+        "y",
+        "--trials",
+        "3",
+        "--epochs",
+        "400",
+        "--study",
+        "sig",
+        "--pruner",
+        "none",
+        "--quiet",
+        home=home,
+    )
+    _wait_for_running(home, "sig", 0)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30, "the process must exit promptly"
+    assert process.returncode not in (0, None), stderr
+    assert "interrupted" in stderr
+    study = _study(home, "sig")
+    assert study is not None and study.get_trials()[0].state == FAIL
+    runs = _runs(home, "sig")
+    assert runs[0].info.status == "KILLED" and runs[0].data.tags["automl.state"] == "FAIL"
+
+    resumed = run_automl("resume", "--study", "sig", "--trials", "1", "--quiet", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = _study(home, "sig").get_trials()
+    assert [t.state for t in trials] == [FAIL, COMPLETE]
+    assert len(_runs(home, "sig")) == 2
+
+
+def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(home: Path, table_csv: Path) -> None:
+    process = start_automl(
+        "search",
+        "--data",
+        str(table_csv),
+        "--target",
+        "y",
+        "--trials",
+        "3",
+        "--epochs",
+        "30",
+        "--study",
+        "kill",
+        "--pruner",
+        "none",
+        "--quiet",
+        home=home,
+    )
+    _wait_for_running(home, "kill", 1)
+    process.kill()
+    process.wait(timeout=30)
+    before = _study(home, "kill").get_trials()
+    assert before[0].state == COMPLETE and before[1].state == RUNNING
+
+    resumed = run_automl("resume", "--study", "kill", "--trials", "1", "--quiet", "--json", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    after = _study(home, "kill").get_trials()
+    assert after[0].state == COMPLETE and after[0].value == before[0].value
+    assert after[1].state == FAIL and "died" in after[1].user_attrs["error"]
+    retried = [t for t in after if t.user_attrs.get("retried_from") == 1]
+    assert len(retried) == 1 and retried[0].state == COMPLETE
+    assert retried[0].params == before[1].params
+    runs = _runs(home, "kill")
+    assert runs[1].info.status == "KILLED"
+    assert runs[retried[0].number].info.status == "FINISHED"

@@ -1,0 +1,124 @@
+"""Many workers on one study (Optuna's distributed mode) against an MLflow server backed by PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.reliability.conftest import run_automl
+
+
+def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(expected))
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 4, "each of the 4 workers ran trials"
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    assert len(parents) == 1
+    assert sorted(int(r.data.tags["automl.trial_number"]) for r in children) == list(range(expected))
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "journal"])
+def test_four_workers_five_trials_each(
+    kind: str, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
+) -> None:
+    name = f"w4-{kind}"
+    storage = f"{postgres_url}/optuna" if kind == "postgresql" else f"journal:{home / 'journal.log'}"
+    start = time.monotonic()
+    result = run_automl(
+        "search",
+        "--data",
+        str(table_csv),
+        "--target",
+        "y",
+        "--trials",
+        "20",
+        "--epochs",
+        "1",
+        "--workers",
+        "4",
+        "--study",
+        name,
+        "--storage",
+        storage,
+        "--tracking-uri",
+        mlflow_server,
+        "--pruner",
+        "none",
+        "--quiet",
+        "--json",
+        home=home,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["states"]["COMPLETE"] == 20
+    optuna_storage = (
+        storage
+        if kind == "postgresql"
+        else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(home / "journal.log")))
+    )
+    _check_study(optuna_storage, mlflow_server, name, 20)
+    assert time.monotonic() - start < 400
+
+
+def test_worker_joins_an_existing_study(postgres_url: str, mlflow_server: str, home: Path, table_csv: Path) -> None:
+    storage = f"{postgres_url}/optuna"
+    first = run_automl(
+        "search",
+        "--data",
+        str(table_csv),
+        "--target",
+        "y",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--study",
+        "join",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        mlflow_server,
+        "--quiet",
+        home=home,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    joined = run_automl(
+        "worker",
+        "--study",
+        "join",
+        "--trials",
+        "2",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        mlflow_server,
+        "--quiet",
+        home=home,
+    )
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    study = optuna.load_study(study_name="join", storage=storage)
+    assert len(study.get_trials()) == 4
+    client = MlflowClient(tracking_uri=mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("join").experiment_id], max_results=50)
+    assert sum(r.data.tags.get("automl.role") == "study" for r in runs) == 1
+    assert sum(r.data.tags.get("automl.role") == "trial" for r in runs) == 4
+
+
+def test_worker_on_an_unknown_study_is_a_clean_error(postgres_url: str, home: Path) -> None:
+    result = run_automl("worker", "--study", "ghost", "--storage", f"{postgres_url}/optuna", home=home)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("automl: error: study 'ghost' not found")
