@@ -67,6 +67,12 @@ class SearchConfig:
     register_name: str | None = None
     max_failures: int = 5
     workers: int = 1
+    isolation: Literal["none", "process"] = "none"
+    hypermodel: str | None = None
+    lint: bool = True
+    report: bool = True
+    deterministic: bool = False
+    oom_retry: bool = False
     image_size: tuple[int, int] | None = None
     text_column: str | None = None
     window: int | None = None
@@ -97,4 +103,5 @@ class SearchConfig:
         if self.study:
             return self.study
         source = self.data.split(":", 1)[1] if self.data.startswith("demo:") else Path(self.data).stem
-        return f"{self.family}-{source}"
+        family = self.hypermodel.rsplit(":", 1)[-1] if self.hypermodel else self.family
+        return f"{family}-{source}"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,8 +17,9 @@ import optuna
 
 from automl.data import Dataset
 from automl.families import Family
+from automl.reproduce import provenance_tags
 from automl.spaces import Space
-from automl.training import TrainingData, train
+from automl.training import EpochLog, TrainingData, train
 from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ class TrialSettings:
     direction: str
     fixed: dict[str, Any]
     checkpoint_dir: Path
+    isolation: str = "none"
+    oom_retry: bool = False
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -70,7 +76,10 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.data = TrainingData.from_dataset(dataset)  # once per worker, not once per trial
         self.monitor = f"val_{settings.metric}"
+        self.provenance = provenance_tags(space.sha256, str(dataset.description.get("sha256", "")))
         self._checkpoint: Path | None = None
+        self._data_path: Path | None = None
+        self._pending: Path | None = None
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         params = self.space.suggest(trial, self.dataset.task, self.settings.fixed)
@@ -82,8 +91,12 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("params", params)
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("epochs", self.settings.epochs)
         run_id = self.tracker.start_trial(
-            self.parent_run_id, trial.number, params, {"automl.seed": str(seed), "automl.family": self.family.name}
+            self.parent_run_id,
+            trial.number,
+            params,
+            {"automl.seed": str(seed), "automl.family": self.family.name, **self.provenance},
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         keras.utils.set_random_seed(seed)
@@ -95,16 +108,16 @@ class Objective:
         log = None
         start = time.perf_counter()
         try:
-            model, log = train(
-                self.family,
-                params,
-                self.dataset,
-                self.data,
-                self.settings.epochs,
-                self.monitor,
-                self.settings.direction,
-                report,
-            )
+            if self.settings.isolation == "process":
+                log, save = self._train_in_child(trial, params, seed, report)
+            else:
+                model, log = train(
+                    self.family, params, self.dataset, self.data, self.settings.epochs, self.monitor,
+                    self.settings.direction, report,
+                )
+                save = model.save
+            if self.family.name.startswith("hypermodel:"):
+                trial.set_user_attr("params", params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
             trial.set_user_attr("fit_seconds", log.fit_seconds)
             if log.pruned:
@@ -116,7 +129,7 @@ class Objective:
             trial.set_user_attr("history", log.history)
             summary[f"best_{self.monitor}"] = log.best_value
             summary["best_epoch"] = float(log.best_epoch or 0)
-            self._keep_if_best(trial, model, log.best_value)
+            self._keep_if_best(trial, save, log.best_value)
             self.tracker.finish_trial(run_id, "COMPLETE", log.history, summary)
             return log.best_value
         except optuna.TrialPruned:
@@ -131,9 +144,44 @@ class Objective:
             )
             raise
         finally:
-            keras.utils.clear_session()
+            if self.settings.isolation != "process":
+                keras.utils.clear_session(free_memory=False)
+            elif self._pending is not None:
+                self._pending.unlink(missing_ok=True)  # the child's model, unless it became the checkpoint
 
-    def _keep_if_best(self, trial: optuna.Trial, model: keras.Model, value: float) -> None:
+    def _train_in_child(
+        self, trial: optuna.Trial, params: dict[str, Any], seed: int, report: Any
+    ) -> tuple[EpochLog, Callable[[Path], Any]]:
+        """Train in a child process; with ``oom_retry``, a trial killed for memory runs once more at half batch."""
+        from automl.isolation import ChildJob, TrialProcessError, save_training_data, train_in_child
+
+        scratch = self.settings.checkpoint_dir / "scratch"
+        if self._data_path is None:
+            self._data_path = save_training_data(self.data, scratch)
+        model_path = scratch / f"trial-{trial.number}-{os.getpid()}.keras"
+        self._pending = model_path
+        job = ChildJob(self.family.name, params, self.dataset.spec, str(self._data_path), self.settings.epochs,
+                       self.monitor, self.settings.direction, self.data.y_std, seed, str(model_path), None)
+
+        def started(pid: int) -> None:
+            trial.set_user_attr("child_pid", pid)
+
+        try:
+            log = train_in_child(job, report, started)
+        except TrialProcessError as exc:
+            batch = int(params.get("batch_size", 0) or 0)
+            if not (exc.oom and self.settings.oom_retry and batch > 1):
+                raise
+            job.params = {**params, "batch_size": batch // 2}
+            trial.set_user_attr("oom_retry", {"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
+            log = train_in_child(job, report, started)
+
+        def save(path: Path) -> None:
+            shutil.move(str(model_path), str(path))
+
+        return log, save
+
+    def _keep_if_best(self, trial: optuna.Trial, save: Callable[[Path], Any], value: float) -> None:
         """Save this trial's best-epoch model if it beats every finished trial of the study."""
         try:
             best = trial.study.best_value
@@ -144,7 +192,7 @@ class Objective:
             return
         self.settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.checkpoint_dir / f"trial-{trial.number}.keras"
-        model.save(path)
+        save(path)
         trial.set_user_attr("checkpoint", str(path))
         if self._checkpoint is not None and self._checkpoint != path:
             self._checkpoint.unlink(missing_ok=True)

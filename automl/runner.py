@@ -81,8 +81,8 @@ def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[st
     options = param.extremes(task)
     if len(options) > 1:
         raise AutoMLError(
-            f"--metric loss is not comparable across trials while the loss is searched ({', '.join(map(str, options))}); "
-            f"pin it with --set loss=... or use another metric"
+            f"--metric loss is not comparable across trials while the loss is searched "
+            f"({', '.join(map(str, options))}); pin it with --set loss=... or use another metric"
         )
 
 
@@ -162,13 +162,21 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     """
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
-    family = families.get(config.family)
-    space = resolve_space(config)
+    if config.hypermodel:
+        from automl.hypermodel import load_hypermodel
+
+        family, space = load_hypermodel(config.hypermodel)
+        config = dataclasses.replace(config, family=family.name)
+    else:
+        family = families.get(config.family)
+        space = resolve_space(config)
     fixed = pin_params(space, dict(config.fixed))
     if config.trials < 1:
         raise AutoMLError(f"--trials must be at least 1 (got {config.trials})")
     if config.epochs < 1:
         raise AutoMLError(f"--epochs must be at least 1 (got {config.epochs})")
+    if config.isolation not in ("none", "process"):
+        raise AutoMLError(f"--isolation '{config.isolation}' is not one of none, process")
     if config.workers < 1:
         raise AutoMLError(f"--workers must be at least 1 (got {config.workers})")
     dataset = load_dataset(config.data, **config.data_options())
@@ -177,11 +185,21 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
 
     metric, direction = resolve_metric(dataset.task, config.metric)
     check_metric_comparable(space, metric, dataset.task, fixed)
+    if config.lint and not join:
+        from automl.lint import lint_space
 
+        lint_space(family, space, dataset.spec, fixed)  # a branch that cannot build fails here, before any trial
+    if config.deterministic:
+        from automl.reproduce import enable_determinism
+
+        enable_determinism()
+
+    from automl.sqlite_tuning import tune_sqlite_under
     from automl.tracking import Tracker
 
     if store.local_tracking or store.storage.startswith(("sqlite", "journal:")):
         store.home.mkdir(parents=True, exist_ok=True)
+        tune_sqlite_under(store.home)
     tracker = Tracker(store, config.study_name)
     storage = open_storage(store.storage)
     if store.storage.startswith("sqlite") and config.workers > 2:
@@ -225,6 +243,11 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")}
     study.set_user_attr("config", record)
     study.set_user_attr("space_text", space.text)
+    from automl.reproduce import package_versions
+
+    study.set_user_attr("versions", package_versions())
+    if config.deterministic:
+        study.set_user_attr("deterministic_ops", True)
     parent_id = tracker.attach_parent(
         study.user_attrs.get("mlflow_parent_run_id") if _run_exists(tracker, study) else None,
         {"automl.family": family.name, "automl.metric": metric, "automl.direction": direction},
@@ -244,6 +267,8 @@ def trial_settings(session: Session) -> Any:
         direction=session.direction,
         fixed=session.fixed,
         checkpoint_dir=session.store.checkpoints_dir / session.config.study_name,
+        isolation=session.config.isolation,
+        oom_retry=session.config.oom_retry,
     )
 
 
@@ -343,8 +368,8 @@ def worker(
 def _recorded_space(study: optuna.Study, store: Store) -> str | None:
     """Write the space the study started with to HOME/spaces/, so every worker searches the same space."""
     text = study.user_attrs.get("space_text")
-    if not text:
-        return None
+    if not text or (study.user_attrs.get("config") or {}).get("hypermodel"):
+        return None  # a hypermodel's space is its code, loaded again from --hypermodel
     path = store.home / "spaces" / f"{study.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
@@ -455,6 +480,13 @@ def finalize(session: Session, stopped_reason: str | None, progress: ProgressRep
     study.set_user_attr("model_uri", model_uri)
     study.set_user_attr("register_name", register_name)
     study.set_user_attr("test_metrics", test_metrics)
+    if config.report:
+        from automl.report import log_report
+
+        try:
+            log_report(study, tracker)  # plots under report/ on the parent run
+        except Exception as exc:  # a plot must never fail a finished search
+            logger.warning("study %s: report not written: %s", config.study_name, exc)
     tracker.finish_study(
         session.parent_id,
         {"best_value": best.value, "best_trial_number": best.number, **test_metrics},

@@ -58,13 +58,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             engine_kwargs["connect_args"] = {"timeout": 60}
         else:
             engine_kwargs["pool_pre_ping"] = True
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=60,
             grace_period=180,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
+        return storage
     except Exception as exc:  # SQLAlchemy and drivers raise many types; the user must see the URL
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"Optuna storage '{url}' cannot be used: {reason}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from automl.logs import quiet_libraries
-from cli import inspect, models
+from cli import ecosystem, inspect, models
 from cli import search as search_commands
 
 app = typer.Typer(
@@ -23,6 +23,11 @@ app.command("trials")(inspect.trials)
 app.command("best")(inspect.best)
 app.command("predict")(models.predict)
 app.command("ui")(models.ui)
+app.command("report")(ecosystem.report)
+app.command("reproduce")(ecosystem.reproduce)
+app.command("promote")(ecosystem.promote)
+app.command("lint")(ecosystem.lint)
+app.command("dashboard")(ecosystem.dashboard)
 
 
 def main() -> None:

@@ -115,6 +115,19 @@ def search(
             "--workers", help="Local worker processes on the study (GPUs round-robin, else CPU threads split)."
         ),
     ] = 1,
+    isolation: Annotated[str, typer.Option("--isolation", help="none: trials share this process; process: each "
+                                           "trial trains in a child process that gives its memory back.")] = "none",
+    oom_retry: Annotated[bool, typer.Option("--oom-retry", help="With --isolation process: run a trial killed for "
+                                            "memory once more at half the batch size.")] = False,
+    hypermodel: Annotated[str | None, typer.Option("--hypermodel", help="Search an unmodified KerasTuner "
+                                                   "build(hp) function or HyperModel: MODULE:NAME or file.py:NAME "
+                                                   "(replaces --family).")] = None,
+    lint: Annotated[bool, typer.Option("--lint/--no-lint", help="Build every branch of the space on a tiny "
+                                       "input before the first trial.")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Log the study's plots to the parent run "
+                                         "at the end.")] = True,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic TensorFlow ops, so "
+                                                "`automl reproduce` matches to the last bit.")] = False,
     quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     home: Home = None,
@@ -162,6 +175,12 @@ def search(
         window=window,
         horizon=horizon,
         workers=workers,
+        isolation=isolation,  # type: ignore[arg-type]
+        oom_retry=oom_retry,
+        hypermodel=hypermodel,
+        lint=lint,
+        report=report,
+        deterministic=deterministic,
     )
     result = run_search(config, _progress(quiet))
     _print_result(result, as_json)

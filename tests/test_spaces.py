@@ -31,7 +31,10 @@ params:
         ("params:\n  n: {type: int, low: 0, high: 4, log: true}\n", "param 'n': log scale needs low > 0"),
         ("params:\n  act: {type: categorical, choices: []}\n", "param 'act': choices is empty"),
         ("params:\n  a: {type: bool}\n  a: {type: bool}\n", "duplicate name 'a'"),
-        ("params:\n  m: {type: float, low: 0, high: 1, when: {optimiser: sgd}}\n", "condition on unknown param 'optimiser'"),
+        (
+            "params:\n  m: {type: float, low: 0, high: 1, when: {optimiser: sgd}}\n",
+            "condition on unknown param 'optimiser'",
+        ),
         ("params:\n  a: {type: float, low: 0, high: 1, lw: 3}\n", "param 'a': lw"),
         ("params: [unclosed\n", "not valid YAML"),
         ("just a string\n", "expected a mapping"),

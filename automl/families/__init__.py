@@ -50,6 +50,10 @@ def get(name: str | Family) -> Family:
     """Look a family up by name; an unknown name raises ``AutoMLError`` listing the valid ones."""
     if isinstance(name, Family):
         return name
+    if name.startswith("hypermodel:"):
+        from automl.hypermodel import load_hypermodel
+
+        return load_hypermodel(name)[0]
     valid = names()
     if name not in valid:
         raise AutoMLError(f"unknown family '{name}' (valid: {', '.join(valid)})")

@@ -76,3 +76,37 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path: Path) -> None:
     model.save(path)
     with pytest.raises(AutoMLError, match="safe_mode"):
         automl.load_model(str(path))
+
+
+def test_read_only_artifacts_give_a_clear_error_and_keep_the_trials(home: Path, table_csv: Path) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    first = automl.search(str(table_csv), target="y", trials=2, epochs=1, study="ro", home=str(home))
+    assert first.best_trial is not None
+    artifacts = home / "artifacts"
+    locked = subprocess.run(["chattr", "-R", "+i", str(artifacts)], capture_output=True, text=True)
+    try:
+        probe = artifacts / "probe"
+        try:
+            probe.write_text("x")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip(f"this file system cannot make a directory read-only for root: {locked.stderr.strip()}")
+        result = CliRunner().invoke(app, ["search", "--data", str(table_csv), "--target", "y", "--trials", "1",
+                                          "--epochs", "1", "--study", "ro", "--home", str(home)])
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert line.startswith("automl: error: cannot write MLflow artifacts") and "\n" not in line
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(artifacts)], capture_output=True)
+    study = optuna.load_study(study_name="ro", storage=f"sqlite:///{home / 'optuna.db'}")
+    assert [t.value for t in study.get_trials()] == [t.value for t in study.get_trials()[:2]]
+    assert len(study.get_trials()) == 2 and all(t.value is not None for t in study.get_trials())
+    children = [r for r in _runs(home, "ro") if r.data.tags.get("automl.role") == "trial"]
+    assert len(children) == 2 and all("val_accuracy" in r.data.metrics for r in children)

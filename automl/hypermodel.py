@@ -1,0 +1,534 @@
+"""Run an unmodified KerasTuner ``build(hp)`` function or ``HyperModel`` under Optuna's samplers and pruners.
+
+``HyperParameters`` mimics ``keras_tuner.HyperParameters`` on top of an Optuna trial (define-by-run). A
+KerasTuner model samples inside ``build(hp)``, so the search space is only known by running it:
+
+* ``HyperModelSpace.suggest(trial, task, fixed)`` runs ``build`` once with a live ``HyperParameters`` and
+  returns the values it drew: the flat params dict a ``Space`` would give (``build`` runs again at fit time);
+* the family's ``build(params, spec)`` replays those plain values, so a recorded trial rebuilds exactly
+  (reproduce, promote, retrain) with no Optuna trial at all;
+* the family's ``fit`` keeps the optimizer and loss that ``build`` compiled, and runs ``HyperModel.fit`` when
+  the hypermodel overrides it; params drawn inside ``fit`` are sampled from the live trial and added to params.
+  That ``fit`` must train through ``model.fit(..., **kwargs)`` (the callbacks report each epoch to Optuna).
+
+KerasTuner itself is only imported, when installed, to tell a ``HyperModel`` subclass from a build function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from automl.errors import AutoMLError, SpaceError
+from automl.families import Family
+
+SAMPLINGS = ("linear", "log", "reverse_log")
+PREFIX = "hypermodel:"
+# (trial, values it drew): a fit-time ``hp`` of that same trial may still draw params (set by ``suggest``)
+_LIVE_TRIAL: contextvars.ContextVar[Any] = contextvars.ContextVar("automl_hypermodel_trial", default=None)
+_MISSING = object()
+
+
+class _AnyKind(frozenset):  # type: ignore[type-arg]
+    """Every data kind: a KerasTuner model declares its own inputs."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ANY_KIND: frozenset[str] = _AnyKind({"any"})
+
+
+def _as_list(values: Any) -> list[Any]:
+    return list(values) if isinstance(values, list | tuple | set | frozenset) else [values]
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"'{raw}' is not a bool (true/false)")
+
+
+def _geometric(low: float, high: float, factor: float) -> list[float]:
+    """``low, low*factor, ...`` up to ``high``: KerasTuner's log scale with a step."""
+    if factor <= 1:
+        raise ValueError(f"a log-scale step multiplies; it must be > 1 (got {factor})")
+    values, value = [], low
+    while value <= high * (1 + 1e-12):
+        values.append(value)
+        value *= factor
+    return values
+
+
+class HyperParameters:
+    """The ``keras_tuner.HyperParameters`` API over an Optuna trial, or over recorded values.
+
+    A value comes from, in order: the recorded ``values`` (replay), the pinned ``fixed`` values (``--set``,
+    strings are parsed by the param's type), the ``trial`` (Optuna samples it), else KerasTuner's default.
+    A param whose conditions do not hold returns ``None`` and gets no value, as in KerasTuner.
+    """
+
+    def __init__(
+        self,
+        trial: Any = None,
+        values: Mapping[str, Any] | None = None,
+        fixed: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.trial = trial
+        self._recorded = dict(values or {})
+        self._fixed = dict(fixed or {})
+        self.values: dict[str, Any] = {}
+        self.space: list[dict[str, Any]] = []
+        self._names: set[str] = set()
+        self._conditions: list[tuple[str, list[Any]]] = []
+        self._scopes: list[str] = []
+
+    # ---- scopes ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def name_scope(self, name: str) -> Iterator[None]:
+        """Prefix the names created inside with ``name/``."""
+        self._scopes.append(name)
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    @contextlib.contextmanager
+    def conditional_scope(self, parent_name: str, parent_values: Any) -> Iterator[None]:
+        """Params created inside are active only while ``parent_name`` takes one of ``parent_values``."""
+        parent = self._full_name(parent_name)
+        if parent not in self._names:
+            raise ValueError(f"`HyperParameter` named: {parent} not defined.")
+        self._conditions.append((parent, _as_list(parent_values)))
+        try:
+            yield
+        finally:
+            self._conditions.pop()
+
+    def _full_name(self, name: str) -> str:
+        return "/".join([*self._scopes, name])
+
+    def _active(self, conditions: Sequence[tuple[str, list[Any]]]) -> bool:
+        return all(self.values.get(parent, _MISSING) in allowed for parent, allowed in conditions)
+
+    def is_active(self, name: str) -> bool:
+        return self._full_name(name) in self.values
+
+    # ---- the value of one param ------------------------------------------------------------------
+    def _retrieve(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        sample: Callable[[Any, str], Any],
+        default: Any,
+        parse: Callable[[Any], Any],
+        parent_name: str | None,
+        parent_values: Any,
+    ) -> Any:
+        full = self._full_name(name)
+        conditions = list(self._conditions)
+        if parent_name is not None:
+            parent = self._full_name(parent_name)
+            if parent not in self._names:
+                raise ValueError(f"`HyperParameter` named: {parent} not defined.")
+            conditions.append((parent, _as_list(parent_values)))
+        if full not in self._names:
+            self._names.add(full)
+            self.space.append({"name": full, **spec, "conditions": conditions})
+        if not self._active(conditions):
+            return None
+        if full in self.values:
+            return self.values[full]
+        if full in self._recorded:
+            value = self._recorded[full]
+        elif full in self._fixed:
+            try:
+                value = parse(self._fixed[full])
+            except ValueError as exc:
+                raise SpaceError(f"--set '{full}={self._fixed[full]}': {exc}") from None
+        elif self.trial is not None:
+            try:
+                value = sample(self.trial, full)
+            except optuna.exceptions.UpdateFinishedTrialError:  # replaying after its trial ended
+                value = default
+        else:
+            value = default
+        self.values[full] = value
+        return value
+
+    def Int(  # KerasTuner's method names
+        self,
+        name: str,
+        min_value: int,
+        max_value: int,
+        step: int | None = None,
+        sampling: str = "linear",
+        default: int | None = None,
+        parent_name: str | None = None,
+        parent_values: Any = None,
+    ) -> Any:
+        """An integer in ``[min_value, max_value]`` (both included)."""
+        low, high, sampling = int(min_value), int(max_value), _check_range(name, min_value, max_value, sampling)
+
+        def sample(trial: Any, full: str) -> int:
+            if sampling == "linear":
+                return int(trial.suggest_int(full, low, high, step=int(step or 1)))
+            if step not in (None, 1):
+                return int(trial.suggest_categorical(full, [int(v) for v in _geometric(low, high, step)]))
+            value = int(trial.suggest_int(full, low, high, log=True))
+            return value if sampling == "log" else high + low - value
+
+        spec = {"type": "int", "low": low, "high": high, "step": step, "sampling": sampling}
+        initial = low if default is None else int(default)
+        return self._retrieve(name, spec, sample, initial, int, parent_name, parent_values)
+
+    def Float(
+        self,
+        name: str,
+        min_value: float,
+        max_value: float,
+        step: float | None = None,
+        sampling: str = "linear",
+        default: float | None = None,
+        parent_name: str | None = None,
+        parent_values: Any = None,
+    ) -> Any:
+        """A float in ``[min_value, max_value]``."""
+        low, high, sampling = float(min_value), float(max_value), _check_range(name, min_value, max_value, sampling)
+
+        def sample(trial: Any, full: str) -> float:
+            if sampling == "linear":
+                return float(trial.suggest_float(full, low, high, step=step))
+            if step is not None:
+                return float(trial.suggest_categorical(full, _geometric(low, high, step)))
+            value = float(trial.suggest_float(full, low, high, log=True))
+            # reverse_log: dense near max_value; Optuna records the mirrored draw
+            return value if sampling == "log" else min(high, max(low, high + low - value))
+
+        spec = {"type": "float", "low": low, "high": high, "step": step, "sampling": sampling}
+        initial = low if default is None else float(default)
+        return self._retrieve(name, spec, sample, initial, float, parent_name, parent_values)
+
+    def Choice(
+        self,
+        name: str,
+        values: Sequence[Any],
+        ordered: bool | None = None,
+        default: Any = None,
+        parent_name: str | None = None,
+        parent_values: Any = None,
+    ) -> Any:
+        """One of ``values`` (int, float, str or bool)."""
+        options = list(values)
+        if not options:
+            raise ValueError(f"Choice '{name}': values is empty")
+
+        def parse(raw: Any) -> Any:
+            for option in options:
+                if option == raw or str(option).lower() == str(raw).strip().lower():
+                    return option
+            raise ValueError(f"'{raw}' is not one of {', '.join(map(str, options))}")
+
+        def sample(trial: Any, full: str) -> Any:
+            return trial.suggest_categorical(full, options)
+
+        initial = default if default is not None else (None if None in options else options[0])
+        spec = {"type": "choice", "values": options, "ordered": ordered}
+        return self._retrieve(name, spec, sample, initial, parse, parent_name, parent_values)
+
+    def Boolean(
+        self, name: str, default: bool = False, parent_name: str | None = None, parent_values: Any = None
+    ) -> Any:
+        """``True`` or ``False``."""
+
+        def sample(trial: Any, full: str) -> bool:
+            return bool(trial.suggest_categorical(full, [False, True]))
+
+        return self._retrieve(name, {"type": "boolean"}, sample, bool(default), _parse_bool, parent_name, parent_values)
+
+    def Fixed(self, name: str, value: Any, parent_name: str | None = None, parent_values: Any = None) -> Any:
+        """A constant: recorded with the params, never searched."""
+        return self._retrieve(
+            name,
+            {"type": "fixed", "value": value},
+            lambda trial, full: value,
+            value,
+            lambda raw: value,
+            parent_name,
+            parent_values,
+        )
+
+    # ---- reading values ----------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """The current value of an active param."""
+        full = self._full_name(name)
+        if full in self.values:
+            return self.values[full]
+        if full in self._names:
+            raise ValueError(f"{full} is currently inactive.")
+        raise KeyError(f"{full} does not exist.")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._full_name(name) in self.values
+
+    def copy(self) -> HyperParameters:
+        """The same values with nothing left to sample (``HyperModel(tunable=False)`` builds with a copy)."""
+        twin = HyperParameters(values=self.values)
+        twin.values = dict(self.values)
+        twin.space = list(self.space)
+        twin._names = set(self._names)
+        return twin
+
+
+def _check_range(name: str, low: float, high: float, sampling: str | None) -> str:
+    mode = (sampling or "linear").lower()
+    if mode not in SAMPLINGS:
+        raise ValueError(f"'{name}': sampling must be one of {', '.join(SAMPLINGS)} (got {sampling!r})")
+    if low > high:
+        raise ValueError(f"'{name}': min_value ({low}) > max_value ({high})")
+    if mode != "linear" and low <= 0:
+        raise ValueError(f"'{name}': {mode} sampling needs min_value > 0 (got {low})")
+    return mode
+
+
+# ---- the hypermodel as a family and a space ----------------------------------------------------------------
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[Any, Any, str]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class HyperModelSpace:
+    """Space-like: ``suggest`` runs ``build(hp)`` once on the trial; ``sha256`` hashes the hypermodel's source."""
+
+    source: str
+    text: str
+    hypermodel: Any
+    family: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # unknown until build runs; kept for Space's shape
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def suggest(self, trial: Any, task: str, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Draw one trial's params by running ``build(hp)`` with the trial behind ``hp``."""
+        hp = HyperParameters(trial=trial, fixed=fixed)
+        _LIVE_TRIAL.set((trial, hp.values))
+        declare = getattr(self.hypermodel, "declare_hyperparameters", None)
+        try:
+            if callable(declare):
+                declare(hp)
+            self.hypermodel.build(hp)
+        except Exception as exc:
+            if hasattr(trial, "set_user_attr"):
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        unknown = sorted(set(fixed or {}) - set(hp.values))
+        if unknown:
+            raise SpaceError(
+                f"--set {', '.join(unknown)}: not a param of {self.source} (params: {', '.join(hp.values)})"
+            )
+        return dict(hp.values)
+
+    def parse_fixed(self, assignments: Sequence[str]) -> dict[str, Any]:
+        """``--set name=value`` strings; each value is parsed by its param's type when ``build`` asks for it."""
+        fixed: dict[str, Any] = {}
+        for item in assignments:
+            name, sep, raw = item.partition("=")
+            if not sep or not name.strip():
+                raise SpaceError(f"--set '{item}': expected name=value")
+            fixed[name.strip()] = raw.strip()
+        return fixed
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The params one default build asks for (conditional ones only on their default branch)."""
+        hp = HyperParameters()
+        self.hypermodel.build(hp)
+        return [dict(spec) for spec in hp.space]
+
+
+class _BuildFunction:
+    """A plain ``build(hp)`` function, shaped like a ``HyperModel`` without a ``fit``."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self.build = function
+
+
+def _overrides_fit(hypermodel: Any) -> bool:
+    if isinstance(hypermodel, _BuildFunction) or not callable(getattr(hypermodel, "fit", None)):
+        return False
+    base = _keras_tuner_hypermodel()
+    if base is not None and isinstance(hypermodel, base):
+        return type(hypermodel).fit is not base.fit
+    return True
+
+
+def _keras_tuner_hypermodel() -> type | None:
+    try:
+        import keras_tuner
+    except ImportError:
+        return None
+    return keras_tuner.HyperModel  # type: ignore[no-any-return]
+
+
+def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
+    """A ``Family`` whose ``build(params, spec)`` replays recorded params through ``hypermodel.build``."""
+    custom_fit = _overrides_fit(hypermodel)
+
+    def build_model(params: Mapping[str, Any], spec: Any) -> Any:
+        model = hypermodel.build(HyperParameters(values=params))
+        if getattr(model, "compiled", False):
+            # automl compiles every model with its own metrics; ``fit`` puts this optimizer and loss back
+            _COMPILED[model] = (model.optimizer, model.loss, spec.task)
+        return model
+
+    def fit_model(model: Any, params: Any, data: Any, epochs: int, callbacks: list[Any]) -> None:
+        from automl.training import fit_model as default_fit
+        from automl.training import task_metrics
+
+        compiled = _COMPILED.pop(model, None)
+        if compiled is not None:
+            optimizer, loss, task = compiled
+            model.compile(optimizer=optimizer, loss=loss, metrics=task_metrics(task))
+        if not custom_fit:
+            default_fit(model, params, data, epochs, callbacks)
+            return
+        hp = HyperParameters(trial=_live_trial(params), values=params)
+        _call_fit(hypermodel, hp, model, data, epochs, callbacks)
+        drawn = {k: v for k, v in hp.values.items() if k not in params}
+        if drawn and isinstance(params, dict):
+            params.update(drawn)  # params drawn inside fit join the trial's record
+
+    return Family(name=name, build=build_model, data_kinds=ANY_KIND, description=description, fit=fit_model)
+
+
+def _live_trial(params: Mapping[str, Any]) -> Any:
+    """The trial whose ``suggest`` drew ``params``, if it is the last one here; None when replaying a record."""
+    live = _LIVE_TRIAL.get()
+    if live is None:
+        return None
+    trial, drawn = live
+    return trial if all(params.get(k, _MISSING) == v for k, v in drawn.items()) else None
+
+
+_DUPLICATE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
+
+
+def _call_fit(hypermodel: Any, hp: HyperParameters, model: Any, data: Any, epochs: int, callbacks: list[Any]) -> None:
+    """``HyperModel.fit(hp, model, x, y, **kwargs)`` as KerasTuner's tuner calls it.
+
+    A ``fit`` that sets ``epochs`` (or ``batch_size``...) itself, as in KerasTuner's docs, wins over ours.
+    """
+    kwargs: dict[str, Any] = {
+        "validation_data": (data.x_val, data.y_val),
+        "epochs": epochs,
+        "callbacks": callbacks,
+        "verbose": 0,
+    }
+    for _ in range(len(kwargs)):
+        try:
+            hypermodel.fit(hp, model, data.x_train, data.y_train, **kwargs)
+            return
+        except TypeError as exc:
+            match = _DUPLICATE.search(str(exc))
+            if match is None or match.group(1) not in ("epochs", "verbose", "validation_data"):
+                raise
+            kwargs.pop(match.group(1))
+    raise RuntimeError("HyperModel.fit refused every keyword argument")
+
+
+def _import_target(spec: str) -> Any:
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise AutoMLError(f"--hypermodel '{spec}': expected MODULE:NAME or path/to/file.py:NAME")
+    try:
+        if module_name.endswith(".py") or "/" in module_name:
+            path = Path(module_name)
+            if not path.is_file():
+                raise AutoMLError(f"--hypermodel '{spec}': file {path} not found")
+            unique = "automl_hypermodel_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+            loader = importlib.util.spec_from_file_location(unique, path)
+            if loader is None or loader.loader is None:
+                raise AutoMLError(f"--hypermodel '{spec}': {path} is not a Python module")
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[unique] = module
+            loader.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))  # as ``python -m`` would: modules beside the user
+            module = importlib.import_module(module_name)
+    except AutoMLError:
+        raise
+    except Exception as exc:  # an import runs user code, which may raise anything
+        raise AutoMLError(f"--hypermodel '{spec}': cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, attribute):
+        raise AutoMLError(f"--hypermodel '{spec}': {module_name} has no attribute '{attribute}'")
+    return getattr(module, attribute)
+
+
+def as_hypermodel(target: Any, spec: str) -> Any:
+    """A build function, a ``HyperModel`` subclass (instantiated without arguments) or instance -> a hypermodel."""
+    if inspect.isclass(target):
+        if not callable(getattr(target, "build", None)):
+            raise AutoMLError(f"--hypermodel '{spec}': class {target.__name__} has no build(hp) method")
+        try:
+            return target()
+        except TypeError as exc:
+            raise AutoMLError(
+                f"--hypermodel '{spec}': {target.__name__}() needs arguments ({exc}); point at an instance instead"
+            ) from None
+    if callable(getattr(target, "build", None)):
+        return target
+    if callable(target):
+        return _BuildFunction(target)
+    raise AutoMLError(f"--hypermodel '{spec}': {type(target).__name__} is neither build(hp) nor a HyperModel")
+
+
+def _source_text(spec: str, target: Any) -> str:
+    try:
+        code = inspect.getsource(target if inspect.isclass(target) or inspect.isfunction(target) else type(target))
+    except (OSError, TypeError):
+        code = repr(target)
+    body = "\n".join(f"  {line}" for line in code.rstrip().splitlines())
+    return f"hypermodel: {spec}\nsource: |\n{body}\n"
+
+
+@functools.lru_cache(maxsize=32)
+def load_hypermodel(spec: str) -> tuple[Family, HyperModelSpace]:
+    """``MODULE:NAME`` (or ``file.py:NAME``) -> the family to train it and the space that samples it.
+
+    Cached by ``spec``: the registry, the runner and a resumed study all get the same hypermodel object.
+    """
+    spec = spec.removeprefix(PREFIX)
+    target = _import_target(spec)
+    hypermodel = as_hypermodel(target, spec)
+    doc = inspect.getdoc(target) or ""
+    description = doc.splitlines()[0] if doc else f"KerasTuner hypermodel {spec}"
+    name = f"{PREFIX}{spec}"
+    family = make_family(name, hypermodel, description)
+    space = HyperModelSpace(source=spec, text=_source_text(spec, target), hypermodel=hypermodel, family=name)
+    return family, space
+
+
+__all__ = ["ANY_KIND", "HyperModelSpace", "HyperParameters", "as_hypermodel", "load_hypermodel", "make_family"]

@@ -1,0 +1,355 @@
+"""Provenance of a trial, retraining a recorded trial from its record alone, and promoting any trial's model."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import optuna
+
+from automl.config import SearchConfig, Store, resolve_store
+from automl.errors import AutoMLError, DataError, StoreError
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE = 1e-6
+VERSION_TAG = "automl.version."
+SPACE_TAG, DATA_TAG = "automl.space_sha256", "automl.data_sha256"
+VERSION_PACKAGES = ("keras", "tensorflow", "jax", "torch", "optuna", "numpy", "scikit-learn", "pandas", "mlflow")
+HYPERMODEL_PREFIX = "hypermodel:"
+DETERMINISTIC_ATTR = "deterministic_ops"  # trial or study user attr: it ran with TensorFlow's deterministic kernels
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that decide whether a retrain can match: Python, automl, Keras and its backend, Optuna, numpy."""
+    import keras
+
+    import automl
+
+    versions = {
+        "python": platform.python_version(),
+        "automl": automl.__version__,
+        "keras_backend": keras.backend.backend(),
+    }
+    for name in VERSION_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance_tags(space_sha256: str, data_sha256: str) -> dict[str, str]:
+    """MLflow tags that make a trial run reproducible: the space and data hashes plus package versions."""
+    tags = {SPACE_TAG: space_sha256, DATA_TAG: data_sha256}
+    tags.update({f"{VERSION_TAG}{name}": version for name, version in package_versions().items()})
+    return tags
+
+
+def enable_determinism() -> None:
+    """Deterministic kernels under TensorFlow (a process-wide switch; it can slow training on GPUs)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def family_for(name: str) -> Any:
+    """The family a study recorded: a registered one, or ``hypermodel:MODULE:FUNCTION``."""
+    from automl import families
+
+    if name.startswith(HYPERMODEL_PREFIX):
+        from automl.hypermodel import load_hypermodel
+
+        return load_hypermodel(name.removeprefix(HYPERMODEL_PREFIX))[0]
+    return families.get(name)
+
+
+@dataclass
+class TrialRecord:
+    """Everything a search recorded about one finished trial."""
+
+    store: Store
+    study: optuna.Study
+    trial: optuna.trial.FrozenTrial
+    config: SearchConfig
+    family: str
+    params: dict[str, Any]
+    seed: int
+    epochs: int
+    metric: str
+    direction: str
+
+    @property
+    def monitor(self) -> str:
+        return f"val_{self.metric}"
+
+
+def load_record(
+    study_name: str,
+    number: int,
+    home: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+) -> TrialRecord:
+    """A completed trial of a study run by ``automl search``, with the settings it ran under."""
+    from automl.study import load_study
+
+    store = resolve_store(home, tracking_uri, storage)
+    study = load_study(study_name, store.storage)
+    record = dict(study.user_attrs.get("config") or {})
+    if not record:
+        raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise AutoMLError(f"study '{study_name}' has no trial {number} (trials: 0..{max(trials, default=-1)})")
+    trial = trials[number]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        raise AutoMLError(f"trial {number} of study '{study_name}' is {trial.state.name}; only COMPLETE trials qualify")
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    options = {k: v for k, v in record.items() if k in known}
+    if options.get("image_size") is not None:
+        options["image_size"] = tuple(options["image_size"])
+    config = SearchConfig(**{**options, "study": study_name})
+    # fit-time params of a hypermodel reach Optuna's record even when the user attr was set before training
+    params = {**trial.params, **dict(trial.user_attrs.get("params") or {})}
+    retry = trial.user_attrs.get("oom_retry")
+    if isinstance(retry, dict) and "batch_size" in retry:
+        params["batch_size"] = retry["batch_size"]  # the trial finished at the smaller batch it was retried with
+    return TrialRecord(
+        store=store,
+        study=study,
+        trial=trial,
+        config=config,
+        family=str(study.user_attrs.get("family") or params.get("family") or config.family),
+        params=params,
+        seed=int(trial.user_attrs.get("seed", config.seed)),
+        epochs=int(trial.user_attrs.get("epochs", config.epochs)),
+        metric=str(study.user_attrs.get("metric", config.metric or "loss")),
+        direction=study.direction.name.lower(),
+    )
+
+
+def ran_deterministic(record: TrialRecord) -> bool:
+    """Whether the trial ran with deterministic kernels: its own attr, else the study's, else no."""
+    recorded = record.trial.user_attrs.get(DETERMINISTIC_ATTR, record.study.user_attrs.get(DETERMINISTIC_ATTR))
+    return bool(recorded)
+
+
+def load_record_data(record: TrialRecord) -> Any:
+    """The study's data set, refused if its content changed since the study recorded its hash."""
+    from automl.data import load_dataset
+
+    dataset = load_dataset(record.config.data, **record.config.data_options())
+    recorded = record.study.user_attrs.get("data_sha256")
+    current = dataset.description.get("sha256")
+    if recorded and current and recorded != current:
+        raise DataError(
+            f"{record.config.data}: content changed since study '{record.study.study_name}' ran "
+            f"(sha256 {current[:12]}... != recorded {recorded[:12]}...)"
+        )
+    return dataset
+
+
+@dataclass
+class Reproduction:
+    """A recorded trial's value next to the value of its retrain."""
+
+    study: str
+    trial: int
+    family: str
+    metric: str
+    recorded: float
+    reproduced: float | None
+    difference: float | None
+    tolerance: float
+    matches: bool
+    seed: int
+    epochs: int
+    params: dict[str, Any]
+    history_max_difference: float | None
+    space_matches: bool | None
+    deterministic: bool
+    version_changes: dict[str, list[str | None]] = field(default_factory=dict)
+
+
+def _recorded_versions(record: TrialRecord) -> dict[str, str]:
+    run_id = record.trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        try:
+            from automl.tracking import Tracker
+
+            tags = Tracker(record.store, record.study.study_name).run_tags(run_id)
+        except StoreError:
+            tags = {}
+        versions = {k.removeprefix(VERSION_TAG): v for k, v in tags.items() if k.startswith(VERSION_TAG)}
+        if versions:
+            return versions
+    return dict(record.study.user_attrs.get("versions") or {})
+
+
+def _history_difference(recorded: list[dict[str, float]], retrained: list[dict[str, float]]) -> float | None:
+    """The largest per-epoch gap of any metric (loss, val_loss, ...) between the recorded and the retrained fit."""
+    if not recorded or len(recorded) != len(retrained):
+        return None
+    gaps = [abs(a[key] - b[key]) for a, b in zip(recorded, retrained, strict=True) for key in a if key in b]
+    finite = [gap for gap in gaps if math.isfinite(gap)]
+    return max(finite) if finite else None
+
+
+def reproduce(
+    study_name: str,
+    number: int,
+    home: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    tolerance: float = TOLERANCE,
+    deterministic: bool | None = None,
+) -> Reproduction:
+    """Retrain trial ``number`` from its record (params, seed, data, epochs).
+
+    ``deterministic`` switches TensorFlow's deterministic kernels on; by default it follows the trial's (or the
+    study's) ``deterministic_ops`` attr, since those kernels round differently from the default ones (~1e-6).
+    """
+    import keras
+
+    from automl.training import TrainingData, train
+
+    record = load_record(study_name, number, home, tracking_uri, storage)
+    family = family_for(record.family)
+    dataset = load_record_data(record)
+    if deterministic is None:
+        deterministic = ran_deterministic(record)
+    if deterministic:
+        enable_determinism()
+    keras.utils.set_random_seed(record.seed)
+    try:
+        _, log = train(
+            family,
+            record.params,
+            dataset,
+            TrainingData.from_dataset(dataset),
+            record.epochs,
+            record.monitor,
+            record.direction,
+        )
+    finally:
+        keras.utils.clear_session()
+    recorded = float(record.trial.value)  # type: ignore[arg-type]
+    value = log.best_value
+    difference = None if value is None else abs(value - recorded)
+    space_text = record.study.user_attrs.get("space_text")
+    space_sha = record.study.user_attrs.get("space_sha256")
+    space_matches = None
+    if space_text is not None and space_sha:
+        space_matches = hashlib.sha256(space_text.encode()).hexdigest() == space_sha
+    before, now = _recorded_versions(record), package_versions()
+    changes = {k: [before.get(k), now.get(k)] for k in sorted(before) if before.get(k) != now.get(k)}
+    history_gap = _history_difference(list(record.trial.user_attrs.get("history") or []), log.history)
+    matches = difference is not None and difference <= tolerance and (history_gap is None or history_gap <= tolerance)
+    return Reproduction(
+        study=study_name,
+        trial=number,
+        family=record.family,
+        metric=record.monitor,
+        recorded=recorded,
+        reproduced=value,
+        difference=difference,
+        tolerance=tolerance,
+        matches=matches,
+        seed=record.seed,
+        epochs=record.epochs,
+        params=record.params,
+        history_max_difference=history_gap,
+        space_matches=space_matches,
+        deterministic=deterministic,
+        version_changes=changes,
+    )
+
+
+@dataclass
+class Promotion:
+    """A trial's model registered as a new version that the ``champion`` alias now points at."""
+
+    study: str
+    trial: int
+    register_name: str
+    version: str
+    model_uri: str
+    champion_uri: str
+    weights: str
+    test_metrics: dict[str, float]
+
+
+def promote(
+    study_name: str,
+    number: int,
+    home: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    register_name: str | None = None,
+) -> Promotion:
+    """Register trial ``number``'s model (its checkpoint, else retrained) and move ``champion`` to it."""
+    from automl.export import export_model
+    from automl.objective import TrialSettings
+    from automl.runner import best_model, evaluate
+    from automl.tracking import TRIAL_NUMBER, Tracker
+
+    record = load_record(study_name, number, home, tracking_uri, storage)
+    parent_id = record.study.user_attrs.get("mlflow_parent_run_id")
+    if not parent_id:
+        raise AutoMLError(f"study '{study_name}' has no MLflow parent run to log the model on")
+    tracker = Tracker(record.store, study_name)
+    if not tracker.run_tags(parent_id):
+        raise StoreError(
+            f"the MLflow parent run {parent_id} of study '{study_name}' is not in {record.store.tracking_uri}"
+        )
+    family = family_for(record.family)
+    dataset = load_record_data(record)
+    settings = TrialSettings(
+        epochs=record.epochs,
+        seed=record.seed,
+        metric=record.metric,
+        direction=record.direction,
+        fixed=dict(record.config.fixed),
+        checkpoint_dir=record.store.checkpoints_dir / study_name,
+    )
+    if ran_deterministic(record):
+        enable_determinism()  # the retrain (when there is no checkpoint) runs the kernels the trial ran
+    core, source = best_model(record.trial, family, dataset, settings)
+    exported = export_model(core, dataset)
+    test_metrics = evaluate(exported, dataset)
+    name = register_name or record.study.user_attrs.get("register_name") or record.config.register_name or study_name
+    metadata = {**dataset.metadata, "study": study_name, "trial": number, "weights": source}
+    model_uri, version = tracker.log_best_model(parent_id, exported, metadata, dataset.raw_example, name)
+    tracker.tag_model_version(name, version, {TRIAL_NUMBER: number, "automl.weights": source})
+    record.study.set_user_attr("champion", {"trial": number, "model_uri": model_uri, "register_name": name})
+    return Promotion(
+        study=study_name,
+        trial=number,
+        register_name=name,
+        version=version,
+        model_uri=model_uri,
+        champion_uri=f"models:/{name}@champion",
+        weights=source,
+        test_metrics=test_metrics,
+    )
+
+
+__all__ = [
+    "Promotion",
+    "Reproduction",
+    "enable_determinism",
+    "package_versions",
+    "promote",
+    "provenance_tags",
+    "reproduce",
+]

@@ -1,0 +1,370 @@
+"""KerasTuner hypermodels, unmodified, under Optuna: the hp adapter, the family it makes, and a real objective."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import optuna
+import pytest
+
+from automl.data import load_dataset
+from automl.errors import AutoMLError, SpaceError
+from automl.hypermodel import HyperParameters, as_hypermodel, load_hypermodel, make_family
+from automl.training import TrainingData, train
+
+N_FEATURES, N_CLASSES = 13, 3  # demo:wine
+
+
+# ---- hypermodels in the shapes of KerasTuner's docs ------------------------------------------------------------
+def build_model(hp: Any) -> keras.Model:
+    """The getting-started build(hp): layers, units per layer, activation, dropout, log-scale learning rate."""
+    model = keras.Sequential([keras.Input(shape=(N_FEATURES,))])
+    for i in range(hp.Int("num_layers", 1, 3)):
+        model.add(
+            keras.layers.Dense(
+                units=hp.Int(f"units_{i}", min_value=32, max_value=128, step=32),
+                activation=hp.Choice("activation", ["relu", "tanh"]),
+            )
+        )
+    if hp.Boolean("dropout"):
+        model.add(keras.layers.Dropout(rate=0.25))
+    model.add(keras.layers.Dense(N_CLASSES, activation="softmax"))
+    learning_rate = hp.Float("lr", min_value=1e-4, max_value=1e-2, sampling="log")
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.5),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class FitHyperModel(kt.HyperModel):
+    """A HyperModel subclass whose fit() tunes the batch size and shuffling, as in the docs."""
+
+    def build(self, hp: Any) -> keras.Model:
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(N_FEATURES,)),
+                keras.layers.Dense(hp.Int("units", 8, 32, step=8), activation="relu"),
+                keras.layers.Dense(N_CLASSES, activation="softmax"),
+            ]
+        )
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), shuffle=hp.Boolean("shuffle"), **kwargs)
+
+
+class EpochsHyperModel(FitHyperModel):
+    """fit() sets epochs itself (``epochs=hp.Int(...)``), which collides with the epochs a tuner passes."""
+
+    def fit(self, hp: Any, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        return model.fit(*args, epochs=hp.Int("epochs", 1, 2), **kwargs)
+
+
+class ConditionalHyperModel(kt.HyperModel):
+    """Model selection with conditional_scope, plus parent_name/parent_values on a single param."""
+
+    def build(self, hp: Any) -> keras.Model:
+        inputs = keras.Input(shape=(N_FEATURES,))
+        model_type = hp.Choice("model_type", ["wide", "deep"])
+        x = inputs
+        with hp.conditional_scope("model_type", ["wide"]):
+            if model_type == "wide":
+                x = keras.layers.Dense(hp.Int("wide_units", 64, 128, step=64), activation="relu")(x)
+        with hp.conditional_scope("model_type", ["deep"]):
+            if model_type == "deep":
+                for i in range(hp.Int("deep_layers", 2, 3)):
+                    x = keras.layers.Dense(16, activation="relu", name=f"deep_{i}")(x)
+        rate = hp.Float("dropout", 0.1, 0.5, step=0.1, parent_name="model_type", parent_values=["deep"])
+        if rate is not None:
+            x = keras.layers.Dropout(rate)(x)
+        outputs = keras.layers.Dense(N_CLASSES, activation="softmax")(x)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+@pytest.fixture(scope="module")
+def wine() -> Any:
+    return load_dataset("demo:wine", seed=0)
+
+
+def _study(seed: int = 0) -> optuna.Study:
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize")
+
+
+def _dense_units(model: keras.Model) -> list[int]:
+    return [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+# ---- the hp adapter ----------------------------------------------------------------------------------------------
+def test_build_function_params_come_from_the_trial_and_replay_exactly(wine: Any) -> None:
+    family, space = load_hypermodel_from(build_model)
+    study = _study()
+    seen_layers = set()
+    for _ in range(8):
+        trial = study.ask()
+        params = space.suggest(trial, "classification")
+        layers = params["num_layers"]
+        seen_layers.add(layers)
+        assert set(params) == {"num_layers", *(f"units_{i}" for i in range(layers)), "activation", "dropout", "lr"}
+        assert params == trial.params  # every value was drawn by Optuna, define-by-run
+        assert all(params[f"units_{i}"] in (32, 64, 96, 128) for i in range(layers))
+        assert 1e-4 <= params["lr"] <= 1e-2 and isinstance(params["dropout"], bool)
+        model = family.build(params, wine.spec)  # plain values, no trial: what reproduce and promote use
+        assert _dense_units(model) == [params[f"units_{i}"] for i in range(layers)] + [N_CLASSES]
+        assert float(model.optimizer.learning_rate) == pytest.approx(params["lr"], rel=1e-6)
+        study.tell(trial, 0.5)
+    assert len(seen_layers) > 1
+    dists = study.trials[0].distributions
+    assert isinstance(dists["lr"], optuna.distributions.FloatDistribution) and dists["lr"].log
+    assert dists["units_0"].step == 32
+
+
+def test_conditional_scope_and_parent_values_leave_inactive_params_out() -> None:
+    _, space = load_hypermodel_from(ConditionalHyperModel)
+    study = _study(seed=3)
+    types = set()
+    for _ in range(10):
+        trial = study.ask()
+        params = space.suggest(trial, "classification")
+        types.add(params["model_type"])
+        if params["model_type"] == "wide":
+            assert set(params) == {"model_type", "wide_units"} and params["wide_units"] in (64, 128)
+        else:
+            assert set(params) == {"model_type", "deep_layers", "dropout"}
+            assert any(params["dropout"] == pytest.approx(v) for v in (0.1, 0.2, 0.3, 0.4, 0.5))
+        assert set(trial.params) == set(params)
+        study.tell(trial, 0.0)
+    assert types == {"wide", "deep"}
+
+
+def test_kerastuner_semantics_for_inactive_fixed_get_and_scopes() -> None:
+    hp = HyperParameters(values={"kind": "a"})
+    assert hp.Choice("kind", ["a", "b"]) == "a"
+    with hp.conditional_scope("kind", ["b"]):
+        assert hp.Int("only_b", 1, 4) is None  # KerasTuner returns None for an inactive param
+    assert "only_b" not in hp and "only_b" not in hp.values
+    with pytest.raises(ValueError, match="inactive"):
+        hp.get("only_b")
+    with pytest.raises(KeyError):
+        hp.get("never")
+    assert hp.Fixed("width", 7) == 7 and hp["width"] == 7
+    with hp.name_scope("block"):
+        assert hp.Int("depth", 2, 5, default=3) == 3  # no trial, no record: KerasTuner's default
+    assert hp.values["block/depth"] == 3
+    with pytest.raises(ValueError, match="not defined"), hp.conditional_scope("missing", [1]):
+        pass
+    assert hp.copy().values == hp.values
+
+
+def test_sampling_modes_and_their_ranges() -> None:
+    study = _study(seed=5)
+    drawn: dict[str, list[Any]] = {"log_step": [], "reverse": [], "float_step": [], "int_log": []}
+    for _ in range(30):
+        trial = study.ask()
+        hp = HyperParameters(trial=trial)
+        drawn["log_step"].append(hp.Int("filters", 8, 128, step=2, sampling="log"))
+        drawn["reverse"].append(hp.Float("momentum", 0.5, 0.99, sampling="reverse_log"))
+        drawn["float_step"].append(hp.Float("rate", 0.0, 0.5, step=0.25))
+        drawn["int_log"].append(hp.Int("units", 4, 256, sampling="LOG"))
+        study.tell(trial, 0.0)
+    assert set(drawn["log_step"]) <= {8, 16, 32, 64, 128} and len(set(drawn["log_step"])) > 2
+    assert all(0.5 <= v <= 0.99 for v in drawn["reverse"])
+    assert np.median(drawn["reverse"]) > 0.745  # reverse_log is dense near max_value
+    assert set(drawn["float_step"]) <= {0.0, 0.25, 0.5}
+    assert all(4 <= v <= 256 for v in drawn["int_log"])
+    with pytest.raises(ValueError, match="sampling"):
+        HyperParameters().Int("x", 1, 2, sampling="cubic")
+    with pytest.raises(ValueError, match="min_value"):
+        HyperParameters().Float("x", 2.0, 1.0)
+
+
+def test_pinned_values_are_parsed_by_type_and_unknown_pins_refused() -> None:
+    _, space = load_hypermodel_from(build_model)
+    fixed = space.parse_fixed(["num_layers=2", "units_0=64", "activation=TANH", "dropout=true"])
+    params = space.suggest(_study().ask(), "classification", fixed)
+    assert params["num_layers"] == 2 and params["units_0"] == 64
+    assert params["activation"] == "tanh" and params["dropout"] is True
+    with pytest.raises(SpaceError, match="unitz"):
+        space.suggest(_study().ask(), "classification", {"unitz": "3"})
+    with pytest.raises(SpaceError, match="activation"):
+        space.suggest(_study().ask(), "classification", {"activation": "swish"})
+
+
+# ---- training through automl ------------------------------------------------------------------------------------
+def test_training_keeps_the_build_functions_optimizer_and_loss(wine: Any) -> None:
+    family, space = load_hypermodel_from(build_model)
+    params = space.suggest(_study(seed=1).ask(), "classification", {"lr": "0.005"})
+    keras.utils.set_random_seed(1)
+    model, log = train(family, params, wine, TrainingData.from_dataset(wine), 2, "val_accuracy", "maximize")
+    assert isinstance(model.optimizer, keras.optimizers.SGD)  # not automl's default Adam
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+    assert len(log.history) == 2 and {"loss", "val_loss", "val_accuracy"} <= set(log.history[0])
+    keras.utils.set_random_seed(1)
+    _, again = train(family, params, wine, TrainingData.from_dataset(wine), 2, "val_accuracy", "maximize")
+    assert again.history == log.history  # replayed params + the same seed: the same fit
+
+
+def test_fit_override_runs_and_its_params_join_the_record(wine: Any) -> None:
+    family, space = load_hypermodel_from(FitHyperModel)
+    assert family.fit is not None and family.name.startswith("hypermodel:")
+    trial = _study(seed=2).ask()
+    params = space.suggest(trial, "classification")
+    assert set(params) == {"units"}  # build only; fit has not run yet
+    _, log = train(family, params, wine, TrainingData.from_dataset(wine), 2, "val_accuracy", "maximize")
+    assert len(log.history) == 2
+    assert params["batch_size"] in (16, 32) and isinstance(params["shuffle"], bool)
+    assert {"units", "batch_size", "shuffle"} == set(trial.params)
+
+    study = _study(seed=9)
+    other = study.ask()
+    space.suggest(other, "classification")
+    study.tell(other, 0.0)  # the live trial has ended: a replay must not draw from it
+    replay = {"units": other.params["units"], "batch_size": 16}  # a record that lacks the fit-time "shuffle"
+    train(family, replay, wine, TrainingData.from_dataset(wine), 1, "val_accuracy", "maximize")
+    assert replay["shuffle"] is False  # KerasTuner's default
+
+    epochs_family, epochs_space = load_hypermodel_from(EpochsHyperModel)
+    pinned = epochs_space.suggest(_study().ask(), "classification")
+    pinned["epochs"] = 1  # the user's fit picks the epochs; ours (2) give way
+    _, short = train(epochs_family, pinned, wine, TrainingData.from_dataset(wine), 2, "val_accuracy", "maximize")
+    assert len(short.history) == 1
+
+
+def test_objective_runs_a_hypermodel_study_end_to_end(wine: Any, home: Path) -> None:
+    """The real Objective + Tracker + Optuna TPE/median pruner, with the hypermodel as family and space."""
+    from automl.config import resolve_store
+    from automl.objective import Objective, TrialSettings
+    from automl.tracking import Tracker
+
+    family, space = load_hypermodel_from(ConditionalHyperModel)
+    store = resolve_store(home)
+    tracker = Tracker(store, "hm")
+    parent = tracker.attach_parent(None, {})
+    settings = TrialSettings(2, 0, "accuracy", "maximize", {}, store.checkpoints_dir / "hm")
+    objective = Objective(family, space, wine, settings, tracker, parent)  # type: ignore[arg-type]
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
+    study.optimize(objective, n_trials=4)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 2
+    for trial in complete:
+        assert trial.user_attrs["params"]["family"] == family.name
+        assert 0.0 <= trial.value <= 1.0 and len(trial.user_attrs["history"]) == 2
+    best = study.best_trial
+    assert Path(best.user_attrs["checkpoint"]).is_file()
+
+
+# ---- loading a hypermodel from MODULE:NAME -------------------------------------------------------------------------
+HYPERMODEL_FILE = textwrap.dedent(
+    '''
+    import keras
+    import keras_tuner as kt
+
+    def build(hp):
+        """A two-layer net."""
+        model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(hp.Int("units", 4, 8)),
+                                  keras.layers.Dense(2, activation="softmax")])
+        return model
+
+    class Tuned(kt.HyperModel):
+        def build(self, hp):
+            return build(hp)
+
+    class NeedsArgs(kt.HyperModel):
+        def __init__(self, width):
+            super().__init__()
+
+        def build(self, hp):
+            return build(hp)
+
+    instance = Tuned()
+    NOT_A_MODEL = 3
+    '''
+)
+
+
+def test_load_hypermodel_by_module_and_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_hypermodels.py").write_text(HYPERMODEL_FILE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    family, space = load_hypermodel("my_hypermodels:build")
+    assert family.name == "hypermodel:my_hypermodels:build" and family.description == "A two-layer net."
+    assert 'hp.Int("units", 4, 8)' in space.text and len(space.sha256) == 64
+    assert family.fit is not None and "image" in family.data_kinds  # it declares its own inputs
+    for name in ("Tuned", "instance"):
+        _, other = load_hypermodel(f"my_hypermodels:{name}")
+        assert set(other.suggest(_study().ask(), "classification")) == {"units"}
+    by_file, _ = load_hypermodel(f"{tmp_path / 'my_hypermodels.py'}:build")
+    assert by_file.build({"units": 5}, None).layers[0].units == 5
+    for spec, message in [
+        ("my_hypermodels:missing", "no attribute 'missing'"),
+        ("my_hypermodels:NeedsArgs", "needs arguments"),
+        ("my_hypermodels:NOT_A_MODEL", "neither"),
+        ("no_such_module_xyz:build", "cannot import"),
+        ("nocolon", "MODULE:NAME"),
+        (f"{tmp_path / 'absent.py'}:build", "not found"),
+    ]:
+        with pytest.raises(AutoMLError, match=message):
+            load_hypermodel(spec)
+
+
+def test_a_hypermodel_instance_without_fit_override_uses_automls_fit() -> None:
+    class Plain(kt.HyperModel):
+        def build(self, hp: Any) -> keras.Model:
+            return build_model(hp)
+
+    assert make_family("hypermodel:x:Plain", as_hypermodel(Plain, "x:Plain")).fit is not None
+    from automl.hypermodel import _overrides_fit
+
+    assert not _overrides_fit(Plain()) and _overrides_fit(FitHyperModel())
+    assert not _overrides_fit(as_hypermodel(build_model, "x:build_model"))
+
+
+def load_hypermodel_from(target: Any) -> tuple[Any, Any]:
+    """``load_hypermodel`` for an object defined in this file (no import by name)."""
+    from automl.hypermodel import HyperModelSpace, _source_text
+
+    hypermodel = as_hypermodel(target, "tests:target")
+    name = f"hypermodel:tests:{getattr(target, '__name__', 'target')}"
+    space = HyperModelSpace(source=name, text=_source_text(name, target), hypermodel=hypermodel, family=name)
+    return make_family(name, hypermodel), space
+
+
+def test_cli_search_with_a_hypermodel_registers_its_champion(tmp_path: Path, home: Path) -> None:
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "kt_models.py"
+    module.write_text(textwrap.dedent(
+        '''
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 8, 32)),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer=hp.Choice("optimizer", ["adam", "sgd"]), loss="sparse_categorical_crossentropy")
+            return model
+        '''
+    ))
+    result = CliRunner().invoke(app, ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials",
+                                      "2", "--epochs", "1", "--study", "kt", "--home", str(home), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("kt").experiment_id])
+    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    assert len(children) == 2
+    assert all(r.data.params["family"] == f"hypermodel:{module}:build" and "units" in r.data.params for r in children)
+    assert str(client.get_model_version_by_alias("kt", "champion").version) == "1"
