@@ -11,7 +11,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -248,28 +247,27 @@ class Tracker:
             self.client.set_model_version_tag(register_name, version, key, str(value))
 
 
-with warnings.catch_warnings():
-    # MLflow asks for type hints on predict(); ours takes DataFrames, arrays and lists alike
-    warnings.simplefilter("ignore")
+class RawInputModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: raw inputs in, predictions in the original label space (or target units) out."""
 
-    class RawInputModel(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: raw inputs in, predictions in the original label space (or target units) out."""
+    # predict() takes DataFrames, arrays and lists alike: no type-hint validation wrapper from MLflow
+    _skip_type_hint_validation = True
 
-        def load_context(self, context: Any) -> None:
-            meta = json.loads(Path(context.artifacts["metadata"]).read_text())
-            self.load_from(Path(context.artifacts["keras_model"]), meta)
+    def load_context(self, context: Any) -> None:
+        meta = json.loads(Path(context.artifacts["metadata"]).read_text())
+        self.load_from(Path(context.artifacts["keras_model"]), meta)
 
-        def load_from(self, model_path: Path, meta: dict[str, Any]) -> None:
-            from automl.export import load_keras_file
+    def load_from(self, model_path: Path, meta: dict[str, Any]) -> None:
+        from automl.export import load_keras_file
 
-            self.keras_model = load_keras_file(model_path)
-            self.metadata = meta
+        self.keras_model = load_keras_file(model_path)
+        self.metadata = meta
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            # no type hints here: MLflow would read them as a schema
-            from automl.export import predict_raw
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        # no type hints here: MLflow would read them as a schema
+        from automl.export import predict_raw
 
-            return predict_raw(self.keras_model, self.metadata, model_input)
+        return predict_raw(self.keras_model, self.metadata, model_input)
 
 
 def _example_frame(raw_example: Any, meta: Mapping[str, Any]) -> Any:
