@@ -66,7 +66,9 @@ class SearchConfig:
     fixed: dict[str, Any] = field(default_factory=dict)
     register_name: str | None = None
     max_failures: int = 5
-    workers: int = 1
+    workers: int | None = None  # None: one per GPU (times trials_per_gpu) when there are GPUs, else 1
+    trials_per_gpu: int = 1
+    mixed_precision: bool = False
     isolation: Literal["none", "process"] = "none"
     hypermodel: str | None = None
     lint: bool = True

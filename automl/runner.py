@@ -177,8 +177,18 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         raise AutoMLError(f"--epochs must be at least 1 (got {config.epochs})")
     if config.isolation not in ("none", "process"):
         raise AutoMLError(f"--isolation '{config.isolation}' is not one of none, process")
-    if config.workers < 1:
-        raise AutoMLError(f"--workers must be at least 1 (got {config.workers})")
+    if config.workers is None:
+        from automl.backend import gpu_count
+
+        config = dataclasses.replace(config, workers=max(1, gpu_count() * config.trials_per_gpu))
+    if config.workers < 1 or config.trials_per_gpu < 1:
+        raise AutoMLError(
+            f"--workers and --trials-per-gpu must be at least 1 (got {config.workers}, {config.trials_per_gpu})"
+        )
+    if config.mixed_precision:
+        from automl.backend import configure
+
+        configure(mixed_precision=True)
     dataset = load_dataset(config.data, **config.data_options())
     family.check_data(dataset.spec.kind, config.data)
     from automl.training import resolve_metric
@@ -294,7 +304,7 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
     if config.data and not config.data.startswith("demo:") and os.path.exists(config.data):
         config = dataclasses.replace(config, data=os.path.abspath(config.data))
     session = prepare(config)
-    study, tracker = session.study, session.tracker
+    config, study, tracker = session.config, session.study, session.tracker
     done_before = count_finished(study)
     target = done_before + config.trials
     study.set_user_attr("budget", target)
@@ -322,7 +332,9 @@ def _run_workers(session: Session, progress: ProgressReporter | None) -> str | N
         if progress is not None:
             progress.on_progress(count_finished(session.study), _best_value(session.study), "")
 
-    processes = spawn_workers(config.study_name, quotas, config.home, store.tracking_uri, store.storage)
+    processes = spawn_workers(
+        config.study_name, quotas, config.home, store.tracking_uri, store.storage, trials_per_gpu=config.trials_per_gpu
+    )
     codes = wait_for(processes, tick)
     failed = [code for code in codes if code not in (0,)]
     return f"{len(failed)} of {len(codes)} workers exited with errors ({failed})" if failed else None

@@ -110,24 +110,58 @@ def search(
     ] = None,
     horizon: Annotated[int, typer.Option("--horizon", help="Steps ahead to forecast.")] = 1,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--workers", help="Local worker processes on the study (GPUs round-robin, else CPU threads split)."
+            "--workers",
+            help="Local worker processes on the study (default: "
+            "one per GPU, else 1); GPUs round-robin, else CPU threads split.",
         ),
+    ] = None,
+    trials_per_gpu: Annotated[
+        int, typer.Option("--trials-per-gpu", help="Pack K small trials onto each GPU (K workers share it).")
     ] = 1,
-    isolation: Annotated[str, typer.Option("--isolation", help="none: trials share this process; process: each "
-                                           "trial trains in a child process that gives its memory back.")] = "none",
-    oom_retry: Annotated[bool, typer.Option("--oom-retry", help="With --isolation process: run a trial killed for "
-                                            "memory once more at half the batch size.")] = False,
-    hypermodel: Annotated[str | None, typer.Option("--hypermodel", help="Search an unmodified KerasTuner "
-                                                   "build(hp) function or HyperModel: MODULE:NAME or file.py:NAME "
-                                                   "(replaces --family).")] = None,
-    lint: Annotated[bool, typer.Option("--lint/--no-lint", help="Build every branch of the space on a tiny "
-                                       "input before the first trial.")] = True,
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Log the study's plots to the parent run "
-                                         "at the end.")] = True,
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic TensorFlow ops, so "
-                                                "`automl reproduce` matches to the last bit.")] = False,
+    mixed_precision: Annotated[
+        bool, typer.Option("--mixed-precision", help="Train in mixed_float16 (outputs stay float32).")
+    ] = False,
+    isolation: Annotated[
+        str,
+        typer.Option(
+            "--isolation",
+            help="none: trials share this process; process: each "
+            "trial trains in a child process that gives its memory back.",
+        ),
+    ] = "none",
+    oom_retry: Annotated[
+        bool,
+        typer.Option(
+            "--oom-retry",
+            help="With --isolation process: run a trial killed for memory once more at half the batch size.",
+        ),
+    ] = False,
+    hypermodel: Annotated[
+        str | None,
+        typer.Option(
+            "--hypermodel",
+            help="Search an unmodified KerasTuner "
+            "build(hp) function or HyperModel: MODULE:NAME or file.py:NAME "
+            "(replaces --family).",
+        ),
+    ] = None,
+    lint: Annotated[
+        bool,
+        typer.Option(
+            "--lint/--no-lint", help="Build every branch of the space on a tiny input before the first trial."
+        ),
+    ] = True,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Log the study's plots to the parent run at the end.")
+    ] = True,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic", help="Deterministic TensorFlow ops, so `automl reproduce` matches to the last bit."
+        ),
+    ] = False,
     quiet: Quiet = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     home: Home = None,
@@ -175,6 +209,8 @@ def search(
         window=window,
         horizon=horizon,
         workers=workers,
+        trials_per_gpu=trials_per_gpu,
+        mixed_precision=mixed_precision,
         isolation=isolation,  # type: ignore[arg-type]
         oom_retry=oom_retry,
         hypermodel=hypermodel,

@@ -48,3 +48,31 @@ def test_search_and_predict_on_jax(tmp_path: Path) -> None:
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     labels = predicted.stdout.strip().splitlines()[-1]
     assert labels.startswith("[") and "class_" in labels
+
+
+def test_mixed_precision_search_trains_in_float16(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    env = {**_env(home), "KERAS_BACKEND": "tensorflow"}
+    search = subprocess.run(
+        [sys.executable, "-m", "cli.main", "search", "--data", "demo:wine", "--trials", "1", "--epochs", "1",
+         "--study", "mp", "--mixed-precision", "--quiet", "--json", "--no-report", "--no-lint"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert search.returncode == 0, search.stderr[-3000:]
+    import automl
+
+    model = automl.load_model("models:/mp@champion", home=str(home))
+    dense = [layer for layer in model.layers[-1].layers if layer.name.startswith("dense_")]
+    assert dense and all(layer.dtype_policy.name == "mixed_float16" for layer in dense)
+    assert model.layers[-1].get_layer("output").dtype_policy.name == "float32"
+
+
+def test_gpu_workers_share_memory_and_round_robin() -> None:
+    from automl.workers import gpu_env, split
+
+    assert [gpu_env(i, 2, 1)["CUDA_VISIBLE_DEVICES"] for i in range(4)] == ["0", "1", "0", "1"]
+    shared = gpu_env(3, 1, 4)
+    assert shared["CUDA_VISIBLE_DEVICES"] == "0" and shared["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert float(shared["XLA_PYTHON_CLIENT_MEM_FRACTION"]) * 4 <= 0.9
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in gpu_env(0, 1, 1)
+    assert split(20, 4) == [5, 5, 5, 5] and split(7, 3) == [3, 2, 2]
