@@ -331,7 +331,9 @@ class HyperModelSpace:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
-    def suggest(self, trial: Any, task: str, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def suggest(
+        self, trial: Any, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
         """Draw one trial's params by running ``build(hp)`` with the trial behind ``hp``."""
         hp = HyperParameters(trial=trial, fixed=fixed)
         _LIVE_TRIAL.set((trial, hp.values))

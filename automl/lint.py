@@ -122,17 +122,17 @@ class ExtremeTrial:
         return choices[-1] if self.high else choices[0]
 
 
-def _activating(space: Space, name: str, task: str) -> dict[str, Any] | None:
-    """Parent values that make ``name`` active (recursively), or None when only another task would."""
+def _activating(space: Space, name: str, task: str, kind: str | None = None) -> dict[str, Any] | None:
+    """Parent values that make ``name`` active (recursively), or None when only another task or kind would."""
     values: dict[str, Any] = {}
     for parent, allowed in (space.params[name].when or {}).items():
         if parent in CONTEXT_KEYS:
-            if task not in allowed:
+            if {"task": task, "kind": kind}[parent] not in allowed:
                 return None
             continue
         options = space.params[parent].extremes(task)
         usable = [v for v in allowed if v in options] or list(allowed)
-        above = _activating(space, parent, task)
+        above = _activating(space, parent, task, kind)
         if above is None:
             return None
         values.update(above)
@@ -140,13 +140,15 @@ def _activating(space: Space, name: str, task: str) -> dict[str, Any] | None:
     return values
 
 
-def branches(space: Space, task: str, fixed: Mapping[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def branches(
+    space: Space, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """Param sets covering every choice and both ends of every range: all low, all high, then one per gap."""
     fixed = dict(fixed or {})
     found: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def add(label: str, trial: ExtremeTrial) -> None:
-        params = space.suggest(trial, task, fixed)
+        params = space.suggest(trial, task, fixed, kind=kind)
         found.setdefault(json.dumps(params, sort_keys=True, default=str), (label, params))
 
     add("all low", ExtremeTrial(high=False))
@@ -154,7 +156,7 @@ def branches(space: Space, task: str, fixed: Mapping[str, Any] | None = None) ->
     for name, param in space.params.items():
         if name in fixed:
             continue
-        parents = _activating(space, name, task)
+        parents = _activating(space, name, task, kind)
         if parents is None:
             continue
         for value in param.extremes(task):
@@ -240,7 +242,7 @@ def lint_space(
         input_shape=tuple(spec.input_shape),
         fixed=dict(fixed or {}),
     )
-    candidates = branches(space, spec.task, fixed)
+    candidates = branches(space, spec.task, fixed, kind=spec.kind)
     failures: list[str] = []
     for label, params in candidates:
         try:

@@ -82,7 +82,7 @@ class Objective:
         self._pending: Path | None = None
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        params = self.space.suggest(trial, self.dataset.task, self.settings.fixed)
+        params = self.space.suggest(trial, self.dataset.task, self.settings.fixed, kind=self.dataset.spec.kind)
         return {"family": self.family.name, **params}
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from automl.errors import SpaceError
 
 TASKS = ("classification", "regression")
-CONTEXT_KEYS = ("task",)
+CONTEXT_KEYS = ("task", "kind")  # conditions may name the task or the data kind (table, image, text, ...)
 Choice = str | int | float | bool | None
 
 
@@ -191,18 +191,20 @@ class Space:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
-    def is_active(self, name: str, values: Mapping[str, Any], task: str) -> bool:
-        """Whether ``name``'s conditions hold, given the values chosen so far."""
+    def is_active(self, name: str, values: Mapping[str, Any], task: str, kind: str | None = None) -> bool:
+        """Whether ``name``'s conditions hold, given the values chosen so far (and the task and data kind)."""
         condition = self.params[name].when or {}
-        context = {"task": task}
+        context = {"task": task, "kind": kind}
         return all((values[k] if k in values else context.get(k, _MISSING)) in v for k, v in condition.items())
 
-    def suggest(self, trial: TrialLike, task: str, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def suggest(
+        self, trial: TrialLike, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
         """Sample one flat params dict; inactive conditional params are left out, pinned ones kept."""
         fixed = fixed or {}
         values: dict[str, Any] = {}
         for name, param in self.params.items():
-            if not self.is_active(name, values, task):
+            if not self.is_active(name, values, task, kind):
                 continue
             try:
                 values[name] = fixed[name] if name in fixed else param.suggest(trial, name, task)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,48 +15,48 @@ from cli.errors import handle_errors
 from cli.options import Home, TrackingUri
 
 
-def read_table(path: str) -> object:
-    import pandas as pd
-
-    from automl.errors import DataError
-
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{path}: data file not found")
-    try:
-        return pd.read_parquet(file) if file.suffix.lower() in (".parquet", ".pq") else pd.read_csv(file)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise DataError(f"{path}: cannot read as a table: {str(exc).splitlines()[0]}") from None
-
-
 @handle_errors
 def predict(
     model: Annotated[str, typer.Option("--model", help="Model URI: models:/NAME@champion, models:/NAME/1, runs:/...")],
-    data: Annotated[str, typer.Option("--data", help="CSV or Parquet file of raw feature columns.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Raw inputs: a CSV/Parquet file (tables, text rows, series), a folder of images, or an .npz with x.",
+        ),
+    ],
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Where to write the rows plus a prediction column (.csv or .parquet).")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the rows plus a prediction column (.csv or .parquet); "
+            "for a folder of images, one row per file: path, prediction.",
+        ),
     ],
     column: Annotated[str, typer.Option("--column", help="Name of the prediction column.")] = "prediction",
     home: Home = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Predict with a registered model on raw rows; writes them back with a prediction column."""
+    """Predict with a registered model on raw inputs; writes them back with a prediction column."""
     from automl.config import resolve_store
+    from automl.data.prediction import prediction_frame, read_prediction_input
     from automl.errors import DataError
     from automl.export import predict_raw
     from automl.logs import import_backend_quietly
     from automl.tracking import load_pyfunc
 
-    frame = read_table(data)
+    if not Path(data).exists():
+        raise DataError(f"{data}: data file not found")
     import_backend_quietly()
     store = resolve_store(home, tracking_uri)
     wrapper = load_pyfunc(model, store.tracking_uri).unwrap_python_model()
+    raw, rows = read_prediction_input(data, wrapper.metadata)
     try:
-        predictions = predict_raw(wrapper.keras_model, wrapper.metadata, frame)
+        predictions = predict_raw(wrapper.keras_model, wrapper.metadata, raw)
     except DataError as exc:
         raise DataError(f"{data}: {exc}") from None
-    out = frame.copy()  # type: ignore[attr-defined]
-    out[column] = list(predictions)
+    out = prediction_frame(rows, predictions, wrapper.metadata, column)
     destination = Path(output)
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.suffix.lower() in (".parquet", ".pq"):
@@ -99,8 +101,30 @@ def ui(
         "--port",
         str(port),
     ]
+    command += ["--workers", "1"]
+    # one worker and no background job runners: a local UI needs neither, and they outlive a plain kill
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        raise typer.Exit(subprocess.call(command))
+        code = process.wait()
     except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        code = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(process)
+    raise typer.Exit(code)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop the UI server and every process it started (uvicorn workers, job runners)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue

@@ -70,7 +70,12 @@ def _exit_code(result: object) -> None:
 def search(
     data: Annotated[
         str,
-        typer.Option("--data", help="CSV/Parquet file, or demo:NAME (digits, wine, breast_cancer, diabetes, iris)."),
+        typer.Option(
+            "--data",
+            help="CSV/Parquet file, a folder of class sub-folders of images, an .npz (x, y), or demo:NAME "
+            "(digits, wine, breast_cancer, diabetes, iris, digits-images, text-sentiment, series-seasonal, "
+            "sequence-waves).",
+        ),
     ],
     family: Annotated[str, typer.Option("--family", "-f", help="Architecture family (see `automl families`).")] = "mlp",
     target: Annotated[str | None, typer.Option("--target", help="Target column of a table.")] = None,

@@ -79,7 +79,17 @@ def register_adapter(kind: str) -> Callable[[Adapter], Adapter]:
 
 
 def _ensure_registered() -> None:
-    from automl.data import demo, tabular  # noqa: F401  (registration side effects)
+    import importlib
+
+    # registration side effects, in match order (the first loader that accepts a source wins): ``routing`` sends a
+    # CSV to the text, series or table loader by the options, so it must come before the plain table loader
+    modules = ("routing", "arrays", "images", "sequences", "text", "series", "demo", "tabular")
+    for module in modules:
+        importlib.import_module(f"automl.data.{module}")
+    # a module imported earlier from elsewhere registered out of turn: restore this order (stable sort; loaders
+    # registered by other packages stay in front of the built-in ones)
+    rank = {f"automl.data.{module}": i for i, module in enumerate(modules)}
+    _LOADERS.sort(key=lambda entry: rank.get(entry[1].__module__, -1))
 
 
 def load_dataset(source: str, **options: Any) -> Dataset:

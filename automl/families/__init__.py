@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from automl.errors import AutoMLError
+from automl.errors import AutoMLError, DataError
 
 __all__ = ["Family", "get", "names"]
 
@@ -32,7 +32,7 @@ class Family:
     def check_data(self, kind: str, source: str) -> None:
         """Refuse data this family cannot take, e.g. a CNN on a flat table."""
         if kind not in self.data_kinds:
-            raise AutoMLError(
+            raise DataError(
                 f"family '{self.name}' does not fit {kind} data from {source} "
                 f"(it takes: {', '.join(sorted(self.data_kinds))})"
             )

@@ -13,6 +13,10 @@ from automl.families._augment import augment, regularizer, spatial_size
 from automl.families._heads import output_head
 
 MAX_FILTERS = 512
+# Keras' 0.99 (even 0.9) leaves the moving statistics far behind the weights in the few steps of a short trial on
+# small data: validation accuracy then reads near chance while training accuracy is high, and the pruner kills the
+# trial. Inference needs the statistics of recent batches here.
+BN_MOMENTUM = 0.5
 POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
 HEAD_POOLING = {"global_avg": keras.layers.GlobalAveragePooling2D, "global_max": keras.layers.GlobalMaxPooling2D}
 
@@ -35,7 +39,7 @@ def conv_block(x: Any, index: int, filters: int, params: Mapping[str, Any]) -> A
             name=f"block{index}_conv{j}",
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"block{index}_bn{j}")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{index}_bn{j}")(x)
         x = keras.layers.Activation(params.get("activation", "relu"), name=f"block{index}_act{j}")(x)
     if spatial_size(x) >= 2:
         x = POOLING[params.get("pooling", "max")](2, name=f"block{index}_pool")(x)
