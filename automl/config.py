@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "reconstruction", "anomaly", "density", "generation", "rating"]
 SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
 PrunerName = Literal["median", "asha", "hyperband", "none"]
 
@@ -81,6 +81,7 @@ class SearchConfig:
     horizon: int = 1
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    normal_label: str | None = None  # anomaly detection: the label of normal rows (default: the majority class)
     home: str | None = None
     tracking_uri: str | None = None
     storage: str | None = None
@@ -98,6 +99,7 @@ class SearchConfig:
             "window": self.window,
             "horizon": self.horizon,
             "family": self.family,
+            "normal_label": self.normal_label,
         }
 
     @property

@@ -40,6 +40,18 @@ def load_keras_file(path: str | Path) -> Any:
 def predict_raw(model: Any, metadata: dict[str, Any], raw: Any) -> np.ndarray:
     """Raw inputs -> predictions: labels in the original label space, or values in target units."""
     outputs = predict_inputs(model, adapt_input(metadata, raw))
+    if metadata.get("threshold") is not None:
+        # a scorer: one score per row, flagged above the threshold picked on the validation split
+        import pandas as pd
+
+        scores = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
+        return pd.DataFrame({"score": scores, "anomaly": scores > float(metadata["threshold"])})
+    if metadata.get("output_prefix"):
+        # several unnamed outputs per row (latent codes, ...): one column each
+        import pandas as pd
+
+        flat = outputs.reshape(len(outputs), -1).astype("float64")
+        return pd.DataFrame(flat, columns=[f"{metadata['output_prefix']}{i}" for i in range(flat.shape[1])])
     if metadata["task"] == "classification" and metadata.get("classes"):
         classes = np.asarray(metadata["classes"], dtype=object)
         labels = classes[np.argmax(outputs, axis=-1)]

@@ -19,7 +19,7 @@ from automl.data import Dataset
 from automl.families import Family
 from automl.reproduce import provenance_tags
 from automl.spaces import Space
-from automl.training import EpochLog, TrainingData, train
+from automl.training import EpochLog, TrainingData, artifact_sink, train
 from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 class TrialTracker(Protocol):
     def start_trial(self, parent_id: str, number: int, params: dict[str, Any], tags: dict[str, str]) -> str: ...
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None: ...
     def finish_trial(
         self,
         run_id: str,
@@ -111,10 +112,17 @@ class Objective:
             if self.settings.isolation == "process":
                 log, save = self._train_in_child(trial, params, seed, report)
             else:
-                model, log = train(
-                    self.family, params, self.dataset, self.data, self.settings.epochs, self.monitor,
-                    self.settings.direction, report,
-                )
+                with artifact_sink(lambda name, image: self.tracker.log_image(run_id, image, name)):
+                    model, log = train(
+                        self.family,
+                        params,
+                        self.dataset,
+                        self.data,
+                        self.settings.epochs,
+                        self.monitor,
+                        self.settings.direction,
+                        report,
+                    )
                 save = model.save
             if self.family.name.startswith("hypermodel:"):
                 trial.set_user_attr("params", params)  # a hypermodel's fit() may have drawn more params
@@ -160,8 +168,19 @@ class Objective:
             self._data_path = save_training_data(self.data, scratch)
         model_path = scratch / f"trial-{trial.number}-{os.getpid()}.keras"
         self._pending = model_path
-        job = ChildJob(self.family.name, params, self.dataset.spec, str(self._data_path), self.settings.epochs,
-                       self.monitor, self.settings.direction, self.data.y_std, seed, str(model_path), None)
+        job = ChildJob(
+            self.family.name,
+            params,
+            self.dataset.spec,
+            str(self._data_path),
+            self.settings.epochs,
+            self.monitor,
+            self.settings.direction,
+            self.data.y_std,
+            seed,
+            str(model_path),
+            None,
+        )
 
         def started(pid: int) -> None:
             trial.set_user_attr("child_pid", pid)

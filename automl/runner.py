@@ -483,12 +483,27 @@ def finalize(session: Session, stopped_reason: str | None, progress: ProgressRep
     core, source = best_model(best, session.family, session.dataset, trial_settings(session))
     from automl.export import export_model
 
-    exported = export_model(core, session.dataset)
-    test_metrics = evaluate(exported, session.dataset)
-    metadata = {**session.dataset.metadata, "study": config.study_name, "trial": best.number, "weights": source}
-    model_uri, _version = tracker.log_best_model(
-        session.parent_id, exported, metadata, session.dataset.raw_example, register_name
-    )
+    family = session.family
+    shipped = family.export(core, session.dataset) if getattr(family, "export", None) else None
+    network, extra = shipped if shipped is not None else (core, {})
+    extra = dict(extra)
+    # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
+    # and images for the parent run (sample grids)
+    standalone = bool(extra.pop("standalone", False))
+    example = extra.pop("raw_example", session.dataset.raw_example)
+    images = extra.pop("images", {})
+    exported = network if standalone else export_model(network, session.dataset)
+    metadata = {
+        **session.dataset.metadata,
+        **extra,
+        "study": config.study_name,
+        "trial": best.number,
+        "weights": source,
+    }
+    test_metrics = evaluate(exported, session.dataset, family, metadata)
+    model_uri, _version = tracker.log_best_model(session.parent_id, exported, metadata, example, register_name)
+    for name, image in images.items():
+        tracker.log_image(session.parent_id, image, name)
     study.set_user_attr("model_uri", model_uri)
     study.set_user_attr("register_name", register_name)
     study.set_user_attr("test_metrics", test_metrics)
@@ -542,8 +557,14 @@ def best_model(
     return model, "retrained"
 
 
-def evaluate(exported: Any, dataset: Dataset) -> dict[str, float]:
-    """Test-split metrics of the exported raw-input model, in the original units."""
+def evaluate(
+    exported: Any, dataset: Dataset, family: Any = None, metadata: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Test-split metrics of the exported raw-input model, in the original units (or the family's own)."""
+    if family is not None and getattr(family, "evaluate", None):
+        own = family.evaluate(exported, dataset, metadata if metadata is not None else dataset.metadata)
+        if own is not None:
+            return own
     outputs = predict_inputs(exported, adapt_input(dataset.metadata, dataset.raw_test))
     y = dataset.y_test
     if dataset.task == "classification":

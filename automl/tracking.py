@@ -246,6 +246,13 @@ class Tracker:
         for key, value in tags.items():
             self.client.set_model_version_tag(register_name, version, key, str(value))
 
+    def log_image(self, run_id: str, image: np.ndarray, artifact_file: str) -> None:
+        """Attach an image (H, W[, C] array, floats in [0, 1] or uint8) to a run, e.g. ``samples/grid.png``."""
+        try:
+            self.client.log_image(run_id, image, artifact_file=artifact_file)
+        except (OSError, MlflowException) as exc:
+            raise StoreError(f"cannot write MLflow artifacts for run {run_id}: {exc}") from None
+
 
 class RawInputModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: raw inputs in, predictions in the original label space (or target units) out."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,26 @@ METRICS: dict[str, dict[str, str]] = {
 }
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 TARGET_UNIT_METRICS = ("rmse", "mae")
+
+
+_ARTIFACT_SINK: ContextVar[Callable[[str, Any], None] | None] = ContextVar("automl_artifact_sink", default=None)
+
+
+@contextmanager
+def artifact_sink(log: Callable[[str, Any], None]) -> Iterator[None]:
+    """While training one trial, send what ``log_trial_image`` gets to ``log(name, image)`` (the trial's run)."""
+    token = _ARTIFACT_SINK.set(log)
+    try:
+        yield
+    finally:
+        _ARTIFACT_SINK.reset(token)
+
+
+def log_trial_image(name: str, image: Any) -> None:
+    """Attach an image (H, W[, C]) to the running trial's MLflow run; a no-op outside a tracked trial."""
+    log = _ARTIFACT_SINK.get()
+    if log is not None:
+        log(name, image)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -62,15 +84,33 @@ def task_metrics(task: str) -> list[keras.metrics.Metric]:
     return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-def resolve_metric(task: str, metric: str | None) -> tuple[str, str]:
-    """``(name, direction)`` of the objective; ``val_`` prefixes are accepted and dropped."""
-    name = (metric or DEFAULT_METRIC[task]).removeprefix("val_")
-    if name not in METRICS[task]:
-        raise AutoMLError(f"--metric '{metric}' is not available for {task} (valid: {', '.join(METRICS[task])})")
-    return name, METRICS[task][name]
+def resolve_metric(task: str, metric: str | None, family: Any = None) -> tuple[str, str]:
+    """``(name, direction)`` of the objective; ``val_`` prefixes are accepted and dropped.
+
+    A task beyond classification/regression takes its objectives from the family that declares it.
+    """
+    if family is not None and family.metrics and task in family.metrics:
+        metrics = dict(family.metrics[task])
+    elif task in METRICS:
+        metrics = METRICS[task]
+    else:
+        from automl.families import task_metrics
+
+        found = task_metrics(task)
+        if not found:
+            raise AutoMLError(f"task '{task}' has no objective: no registered family trains for it")
+        metrics = found
+    name = (metric or DEFAULT_METRIC.get(task) or next(iter(metrics))).removeprefix("val_")
+    if name not in metrics:
+        raise AutoMLError(f"--metric '{metric}' is not available for {task} (valid: {', '.join(metrics)})")
+    return name, metrics[name]
 
 
 def compile_model(model: keras.Model, params: Mapping[str, Any], task: str) -> keras.Model:
+    if task not in METRICS:
+        # a task without a supervised target (reconstruction, anomaly, ...): the model carries its losses (add_loss)
+        model.compile(optimizer=get_optimizer(params))
+        return model
     default_loss = "cross_entropy" if task == "classification" else "mse"
     model.compile(
         optimizer=get_optimizer(params),
@@ -185,7 +225,11 @@ def train(
 ) -> tuple[keras.Model, EpochLog]:
     """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log."""
     model = family.build(params, dataset.spec)
-    compile_model(model, params, dataset.task)
+    compile_fn = getattr(family, "compile", None)
+    if compile_fn is not None:
+        compile_fn(model, params, dataset.spec)
+    else:
+        compile_model(model, params, dataset.task)
     callback = EpochCallback(monitor, direction, data.y_std, report)
     fit = family.fit or fit_model
     start = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from automl.logs import quiet_libraries
-from cli import ecosystem, inspect, models
+from cli import ecosystem, generative, inspect, models
 from cli import search as search_commands
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.command("reproduce")(ecosystem.reproduce)
 app.command("promote")(ecosystem.promote)
 app.command("lint")(ecosystem.lint)
 app.command("dashboard")(ecosystem.dashboard)
+app.command("sample")(generative.sample)
+app.command("encode")(generative.encode)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from typing import Annotated
 
 import typer
@@ -80,7 +81,16 @@ def search(
     family: Annotated[str, typer.Option("--family", "-f", help="Architecture family (see `automl families`).")] = "mlp",
     target: Annotated[str | None, typer.Option("--target", help="Target column of a table.")] = None,
     task: Annotated[
-        str | None, typer.Option("--task", help="classification or regression (default: detected).")
+        str | None,
+        typer.Option(
+            "--task",
+            help="classification or regression (default: detected); reconstruction, anomaly, density, generation "
+            "or rating for the generative families.",
+        ),
+    ] = None,
+    normal_label: Annotated[
+        str | None,
+        typer.Option("--normal-label", help="--task anomaly: the --target label of normal rows (default: majority)."),
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name; an existing study is continued.")] = None,
     trials: Trials = 20,
@@ -181,8 +191,11 @@ def search(
 
     import_backend_quietly()
 
-    if task not in (None, "classification", "regression"):
-        raise AutoMLError(f"--task '{task}' is not one of classification, regression")
+    from automl.config import Task
+
+    tasks = typing.get_args(Task)
+    if task is not None and task not in tasks:
+        raise AutoMLError(f"--task '{task}' is not one of {', '.join(tasks)}")
     fixed = {}
     for item in set_values or []:
         name, sep, value = item.partition("=")
@@ -222,6 +235,7 @@ def search(
         lint=lint,
         report=report,
         deterministic=deterministic,
+        normal_label=normal_label,
     )
     result = run_search(config, _progress(quiet))
     _print_result(result, as_json)

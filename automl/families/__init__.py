@@ -13,10 +13,18 @@ from typing import Any
 
 from automl.errors import AutoMLError, DataError
 
-__all__ = ["Family", "get", "names"]
+__all__ = ["Family", "get", "names", "task_metrics"]
 
 BuildFn = Callable[[Mapping[str, Any], Any], Any]
 FitFn = Callable[..., Any]
+CompileFn = Callable[[Any, Mapping[str, Any], Any], Any]  # (model, params, spec) -> compiled model
+# (exported raw-input model, dataset, model metadata) -> test metrics, or None for the task's defaults
+EvaluateFn = Callable[[Any, Any, Mapping[str, Any]], "dict[str, float] | None"]
+# (trained network, dataset) -> (network for the registry, extra model metadata), or None for the network as is.
+# Extra keys the runner reads: ``standalone`` (the network takes no raw data: no preprocessor in front),
+# ``raw_example`` (the pyfunc input example), ``images`` ({artifact path: array} for the parent run); the rest goes
+# into the model's metadata, where ``predict_raw`` reads ``threshold`` (score + flag) and ``output_prefix``.
+ExportFn = Callable[[Any, Any], "tuple[Any, dict[str, Any]] | None"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,13 @@ class Family:
     data_kinds: frozenset[str]
     description: str = ""
     fit: FitFn | None = None
+    # tasks beyond classification/regression the family trains for, each with its objectives (name -> direction,
+    # the first is the default); the metric must appear as ``val_<name>`` in the epoch logs
+    metrics: Mapping[str, Mapping[str, str]] | None = None
+    default_task: str | None = None  # the task of a data set given without --target and --task
+    compile: CompileFn | None = None
+    evaluate: EvaluateFn | None = None
+    export: ExportFn | None = None
 
     def check_data(self, kind: str, source: str) -> None:
         """Refuse data this family cannot take, e.g. a CNN on a flat table."""
@@ -61,3 +76,12 @@ def get(name: str | Family) -> Family:
     if not isinstance(family, Family):
         raise TypeError(f"{__name__}.{name}.FAMILY is not a Family")
     return family
+
+
+def task_metrics(task: str) -> dict[str, str] | None:
+    """The objectives of a task that a family brings (the first family, by name, that declares it)."""
+    for name in names():
+        family = get(name)
+        if family.metrics and task in family.metrics:
+            return dict(family.metrics[task])
+    return None
