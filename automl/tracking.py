@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -197,9 +197,22 @@ class Tracker:
 
         Returns ``(model_uri, version)`` where ``model_uri`` is ``models:/NAME/VERSION``.
         """
-        mlflow.set_tracking_uri(self.store.tracking_uri)
-        mlflow.set_registry_uri(self.store.tracking_uri)
-        with tempfile.TemporaryDirectory(prefix="automl-model-") as tmp:
+        try:
+            info = self._log_pyfunc(parent_id, keras_model, model_metadata, raw_example, register_name)
+        except (OSError, MlflowException) as exc:
+            message = getattr(exc, "message", str(exc)).splitlines()[0]
+            raise StoreError(
+                f"cannot write MLflow artifacts for the best model of run {parent_id}: {message}"
+            ) from None
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(register_name, CHAMPION, version)
+        self.client.set_model_version_tag(register_name, version, STUDY, self.study_name)
+        return f"models:/{register_name}/{version}", version
+
+    def _log_pyfunc(
+        self, parent_id: str, keras_model: Any, model_metadata: Mapping[str, Any], raw_example: Any, register_name: str
+    ) -> Any:
+        with tempfile.TemporaryDirectory(prefix="automl-model-") as tmp, _fluent_uris(self.store.tracking_uri):
             model_path = Path(tmp) / "model.keras"
             keras_model.save(model_path)
             meta_path = Path(tmp) / "automl.json"
@@ -218,10 +231,7 @@ class Tracker:
                     pip_requirements=_requirements(),
                     registered_model_name=register_name,
                 )
-        version = str(info.registered_model_version)
-        self.client.set_registered_model_alias(register_name, CHAMPION, version)
-        self.client.set_model_version_tag(register_name, version, STUDY, self.study_name)
-        return f"models:/{register_name}/{version}", version
+        return info
 
     def promote(self, register_name: str, version: str) -> None:
         self.client.set_registered_model_alias(register_name, CHAMPION, version)
@@ -299,12 +309,30 @@ def _requirements() -> list[str]:
     return pins
 
 
+@contextlib.contextmanager
+def _fluent_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for a moment, then restore the caller's URIs (and env vars)."""
+    saved_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def load_pyfunc(uri: str, tracking_uri: str) -> Any:
     """Load a registered or logged model as pyfunc (``models:/NAME@champion``, ``runs:/...``)."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     try:
-        return mlflow.pyfunc.load_model(uri)
+        with _fluent_uris(tracking_uri):
+            return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise StoreError(f"model '{uri}' cannot be loaded from {tracking_uri}: {exc.message.splitlines()[0]}") from None
 

@@ -362,7 +362,8 @@ def test_cli_search_with_a_hypermodel_registers_its_champion(tmp_path: Path, hom
     result = CliRunner().invoke(app, ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials",
                                       "2", "--epochs", "1", "--study", "kt", "--home", str(home), "--json", "--quiet"])
     assert result.exit_code == 0, result.output
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("kt").experiment_id])
     children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
     assert len(children) == 2

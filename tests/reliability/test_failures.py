@@ -25,8 +25,21 @@ def test_exceptions_fail_trials_with_traceback_and_max_failures_stops(
     space = tmp_path / "broken.yaml"
     # Dense(0) cannot be built: every trial raises inside the family builder
     space.write_text("params:\n  n_layers: {type: int, low: 1, high: 2}\n  units: {type: int, low: 0, high: 0}\n")
+    # the pre-search lint refuses this space before any study or run exists ...
+    with pytest.raises(AutoMLError, match="branches of family 'mlp' fail to build"):
+        automl.search(str(table_csv), target="y", space=str(space), trials=10, epochs=1, study="boom", home=str(home))
+    assert not (home / "optuna.db").exists() and not (home / "mlflow.db").exists()
+    # ... and without it, every trial fails at build time and --max-failures stops the study
     result = automl.search(
-        str(table_csv), target="y", space=str(space), trials=10, epochs=1, study="boom", home=str(home), max_failures=3
+        str(table_csv),
+        target="y",
+        space=str(space),
+        trials=10,
+        epochs=1,
+        study="boom",
+        home=str(home),
+        max_failures=3,
+        lint=False,
     )
     assert result.best_trial is None
     assert result.stopped_reason is not None and "3 consecutive failed trials" in result.stopped_reason
@@ -98,8 +111,24 @@ def test_read_only_artifacts_give_a_clear_error_and_keep_the_trials(home: Path, 
         else:
             probe.unlink()
             pytest.skip(f"this file system cannot make a directory read-only for root: {locked.stderr.strip()}")
-        result = CliRunner().invoke(app, ["search", "--data", str(table_csv), "--target", "y", "--trials", "1",
-                                          "--epochs", "1", "--study", "ro", "--home", str(home)])
+        result = CliRunner().invoke(
+            app,
+            [
+                "search",
+                "--data",
+                str(table_csv),
+                "--target",
+                "y",
+                "--trials",
+                "1",
+                "--epochs",
+                "1",
+                "--study",
+                "ro",
+                "--home",
+                str(home),
+            ],
+        )
         assert result.exit_code == 2, result.output
         line = result.stderr.strip()
         assert line.startswith("automl: error: cannot write MLflow artifacts") and "\n" not in line

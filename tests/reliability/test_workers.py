@@ -19,7 +19,7 @@ def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
     assert sorted(t.number for t in trials) == list(range(expected))
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 4, "each of the 4 workers ran trials"
-    client = MlflowClient(tracking_uri=tracking)
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
