@@ -217,7 +217,7 @@ def write_report(
                     logger.info("skipped plot %s of study %s: %s", plot.name, study.study_name, exc)
                     continue
                 path = folder / f"{plot.name}.png"
-                figure.savefig(path, dpi=PNG_DPI, bbox_inches="tight")
+                figure.savefig(path, dpi=PNG_DPI)  # already tight_layout(); "tight" would draw it twice
                 plt.close(figure)
             written.append(path)
             if html:

@@ -178,6 +178,7 @@ def test_cli_anomaly_search_registers_a_scorer_with_flags(anomaly_csv: Path, tmp
     assert summary["metric"] == "roc_auc" and summary["direction"] == "maximize"
     assert 0.0 <= summary["test_metrics"]["test_roc_auc"] <= 1.0
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     rows = pd.read_csv(anomaly_csv)
     out = mlflow.pyfunc.load_model("models:/ae@champion").predict(rows.drop(columns=["label"]))
     assert list(out.columns) == ["score", "anomaly"] and len(out) == len(rows)
@@ -215,6 +216,7 @@ def test_cli_reconstruction_registers_the_encoder(plain_csv: Path, tmp_path: Pat
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["metric"] == "recon_mse" and summary["test_metrics"]["test_recon_mse"] > 0
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     codes = mlflow.pyfunc.load_model("models:/rec@champion").predict(pd.read_csv(plain_csv).head(4))
     assert list(codes.columns) == ["code_0", "code_1", "code_2"] and np.isfinite(codes.to_numpy()).all()
     out = tmp_path / "codes.csv"

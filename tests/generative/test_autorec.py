@@ -85,6 +85,7 @@ def test_cli_autorec_beats_the_global_mean_and_predicts_pairs(tmp_path: Path) ->
     metrics = summary["test_metrics"]
     assert summary["metric"] == "rmse" and metrics["test_rmse"] < 0.9 * metrics["test_rmse_global_mean"]
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/cf@champion")
     predicted = np.asarray(model.predict(pd.DataFrame({"user": ["u1", "nobody"], "item": ["i3", "i3"]})))
     assert predicted.shape == (2,) and ((predicted >= 1.0) & (predicted <= 5.0)).all()

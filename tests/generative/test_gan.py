@@ -111,6 +111,7 @@ def test_cli_conditional_gan_registers_the_generator_and_samples_a_grid(tmp_path
     grids = [a.path for a in client.list_artifacts(trial_run, "samples")]
     assert grids == ["samples/epoch_000.png", "samples/epoch_001.png"]  # every few epochs, and the last one
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     latent = int(summary["best_params"]["latent_size"])
     columns = [f"z_{i}" for i in range(latent)] + [f"label_{i}" for i in range(10)]
     rows = pd.DataFrame(np.c_[np.zeros((3, latent)), np.eye(10)[:3]], columns=columns)

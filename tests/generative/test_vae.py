@@ -99,6 +99,7 @@ def test_cli_vae_search_logs_parts_per_epoch_and_registers_the_encoder(plain_csv
     for name in ("val_recon", "val_kl", "val_neg_elbo"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1]
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     import pandas as pd
 
     codes = mlflow.pyfunc.load_model("models:/v@champion").predict(pd.read_csv(plain_csv).head(3))

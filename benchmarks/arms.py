@@ -1,0 +1,248 @@
+"""What each child process runs: the three overhead arms, and the five methods of the quality run.
+
+An overhead arm has ``setup()``, ``run(gate)`` and ``finish()``; ``gate(i)`` is called before trial ``i`` and may
+block (the parent interleaves the arms in blocks of trials), so the worker excludes that wait from the wall time.
+Library imports stay inside the functions: the worker imports what its arm needs before its clock starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import DATA, DATA_SEED, FAMILY, load_data, test_accuracy
+
+Gate = Callable[[int], None]
+ARMS = ("automl", "loop", "keras_tuner")
+METHODS = ("automl", "kt_random", "kt_bayes", "kt_hyperband", "optuna_tpe")
+# what each arm/method imports before its clock starts (a search pays these once per process, not per search)
+IMPORTS = {
+    "automl": ["keras", "optuna", "mlflow", "automl.runner", "automl.objective", "automl.tracking", "automl.export"],
+    "loop": ["keras", "optuna", "mlflow", "benchmarks.loop"],
+    "keras_tuner": ["keras", "keras_tuner", "benchmarks.kt"],
+    "kt_random": ["keras", "keras_tuner", "benchmarks.kt"],
+    "kt_bayes": ["keras", "keras_tuner", "benchmarks.kt"],
+    "kt_hyperband": ["keras", "keras_tuner", "benchmarks.kt"],
+    "optuna_tpe": ["keras", "optuna", "mlflow", "benchmarks.loop"],
+}
+
+
+def _blocks(n: int, block: int) -> list[int]:
+    return [min(block, n - start) for start in range(0, n, block)]
+
+
+class AutomlArm:
+    """automl with full MLflow logging: ``prepare`` a session, enqueue the configs, ``run_trials``, ``finalize``."""
+
+    def __init__(self, configs: list[dict[str, Any]], epochs: int, workdir: Path, block: int) -> None:
+        self.configs, self.epochs, self.workdir, self.block = configs, epochs, workdir, block
+
+    def setup(self) -> None:
+        from automl.config import SearchConfig
+        from automl.runner import prepare
+
+        config = SearchConfig(
+            data=DATA,
+            family=FAMILY,
+            trials=len(self.configs),
+            epochs=self.epochs,
+            seed=DATA_SEED,
+            sampler="tpe",
+            pruner="none",
+            home=str(self.workdir / "home"),
+            study="bench-overhead",
+        )
+        self.session = prepare(config)
+        for params in self.configs:
+            self.session.study.enqueue_trial(params)
+
+    def run(self, gate: Gate) -> None:
+        from automl.runner import run_trials
+
+        done = 0
+        for size in _blocks(len(self.configs), self.block):
+            gate(done)
+            run_trials(self.session, size)
+            done += size
+
+    def finish(self) -> dict[str, Any]:
+        from automl.runner import finalize
+
+        result = finalize(self.session, None)
+        trials = self.session.study.get_trials(deepcopy=False)
+        return {
+            "test_accuracy": result.test_metrics.get("test_accuracy"),
+            "values": [t.value for t in trials],
+            "states": {k: v for k, v in result.states.items() if v},
+            "params_match": [dict(t.params) for t in trials] == self.configs,
+        }
+
+
+class LoopArm:
+    """The hand-written Optuna + MLflow loop (``benchmarks/loop.py``) with the configs enqueued."""
+
+    def __init__(self, configs: list[dict[str, Any]], epochs: int, workdir: Path, block: int) -> None:
+        self.configs, self.epochs, self.workdir, self.block = configs, epochs, workdir, block
+
+    def setup(self) -> None:
+        from benchmarks.loop import LoopSearch
+
+        self.search = LoopSearch(self.workdir / "loop", load_data(DATA_SEED), self.epochs, DATA_SEED, "bench-loop")
+        for params in self.configs:
+            self.search.study.enqueue_trial(params)
+
+    def run(self, gate: Gate) -> None:
+        done = 0
+        for size in _blocks(len(self.configs), self.block):
+            gate(done)
+            self.search.optimize(n_trials=size)
+            done += size
+
+    def finish(self) -> dict[str, Any]:
+        accuracy = self.search.finish()
+        trials = self.search.study.get_trials(deepcopy=False)
+        return {
+            "test_accuracy": accuracy,
+            "values": [t.value for t in trials],
+            "states": _count(t.state.name for t in trials),
+            "params_match": [dict(t.params) for t in trials] == self.configs,
+        }
+
+
+class KerasTunerArm:
+    """KerasTuner: ``Tuner`` with a RandomSearch oracle that replays the configs; best model tested at the end."""
+
+    def __init__(self, configs: list[dict[str, Any]], epochs: int, workdir: Path, block: int) -> None:
+        self.configs, self.epochs, self.workdir, self.block = configs, epochs, workdir, block
+
+    def setup(self) -> None:
+        from benchmarks.kt import EnqueuedOracle, MLPHyperModel, ReplayTuner
+
+        self.data = load_data(DATA_SEED)
+        self.tuner = ReplayTuner(
+            oracle=EnqueuedOracle(self.configs, seed=1),
+            hypermodel=MLPHyperModel(self.data.spec),
+            directory=str(self.workdir / "kt"),
+            project_name="bench-kt",
+            overwrite=True,
+            seed=DATA_SEED,
+        )
+
+    def run(self, gate: Gate) -> None:
+        block = self.block
+
+        def gate_blocks(index: int) -> None:
+            if index % block == 0 and index < len(self.configs):
+                gate(index)
+
+        self.tuner.gate = gate_blocks
+        data = self.data
+        self.tuner.search(
+            data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=self.epochs, verbose=0
+        )
+
+    def finish(self) -> dict[str, Any]:
+        best = self.tuner.get_best_models(1)[0]
+        trials = [self.tuner.oracle.trials[i] for i in self.tuner.oracle.start_order]
+        return {
+            "test_accuracy": test_accuracy(best, self.data),
+            "values": [t.score for t in trials],
+            "states": _count(str(t.status) for t in trials),
+            "params_match": [dict(t.hyperparameters.values) for t in trials] == self.configs,
+        }
+
+
+OVERHEAD_ARMS = {"automl": AutomlArm, "loop": LoopArm, "keras_tuner": KerasTunerArm}
+
+
+def _count(names: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+# ---- quality at an equal wall-clock budget ------------------------------------------------------------------
+
+
+def quality_run(method: str, seed: int, budget_s: float, epochs: int, workdir: Path) -> dict[str, Any]:
+    """One search of ``budget_s`` seconds; ``finished`` holds (seconds since the call, value or None) per trial."""
+    import keras
+
+    keras.utils.clear_session()
+    workdir.mkdir(parents=True, exist_ok=True)
+    runner = {"automl": _quality_automl, "optuna_tpe": _quality_loop}.get(method, _quality_kt)
+    return runner(method, seed, budget_s, epochs, workdir)
+
+
+def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdir: Path) -> dict[str, Any]:
+    import optuna
+
+    import automl
+
+    study_name = f"quality-{seed}"
+    home = workdir / "home"
+    wall_start, start = time.time(), time.perf_counter()
+    result = automl.search(
+        DATA, FAMILY, trials=100_000, timeout=budget_s, epochs=epochs, seed=seed, home=str(home), study=study_name
+    )
+    total_s = time.perf_counter() - start
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{home / 'optuna.db'}")
+    trials = study.get_trials(deepcopy=False)
+    finished = sorted(
+        (t.datetime_complete.timestamp() - wall_start, t.value if t.state.name == "COMPLETE" else None)
+        for t in trials
+        if t.datetime_complete is not None
+    )
+    starts = [t.datetime_start.timestamp() - wall_start for t in trials if t.datetime_start is not None]
+    return {
+        "finished": finished,
+        "first_trial_at": min(starts) if starts else None,
+        "search_s": max((f[0] for f in finished), default=total_s),
+        "total_s": total_s,
+        "test_accuracy": result.test_metrics.get("test_accuracy"),
+        "states": _count(t.state.name for t in trials),
+    }
+
+
+def _quality_loop(method: str, seed: int, budget_s: float, epochs: int, workdir: Path) -> dict[str, Any]:
+    from benchmarks.loop import LoopSearch
+
+    start = time.perf_counter()
+    search = LoopSearch(workdir / "loop", load_data(seed), epochs, seed, f"quality-{seed}")
+    first_trial_at = time.perf_counter() - start
+    search.optimize(timeout=max(0.0, budget_s - first_trial_at))
+    search_s = time.perf_counter() - start
+    accuracy = search.finish()
+    return {
+        "finished": [(t - start, value) for t, value in search.finished],
+        "first_trial_at": first_trial_at,
+        "search_s": search_s,
+        "total_s": time.perf_counter() - start,
+        "test_accuracy": accuracy,
+        "states": _count(t.state.name for t in search.study.get_trials(deepcopy=False)),
+    }
+
+
+def _quality_kt(method: str, seed: int, budget_s: float, epochs: int, workdir: Path) -> dict[str, Any]:
+    from benchmarks.kt import make_tuner
+
+    start = time.perf_counter()
+    data = load_data(seed)
+    tuner = make_tuner(method, data.spec, seed, epochs, str(workdir / "kt"))
+    tuner.deadline = start + budget_s
+    first_trial_at = time.perf_counter() - start
+    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs, verbose=0)
+    search_s = time.perf_counter() - start
+    best = tuner.get_best_models(1)
+    accuracy = test_accuracy(best[0], data) if best else None
+    return {
+        "finished": [(t - start, value) for t, value in tuner.finished],
+        "first_trial_at": first_trial_at,
+        "search_s": search_s,
+        "total_s": time.perf_counter() - start,
+        "test_accuracy": accuracy,
+        "states": _count(str(t.status) for t in tuner.oracle.trials.values()),
+    }

@@ -1,0 +1,82 @@
+"""Checks that the arms compare like with like: ``pytest benchmarks/test_benchmarks.py`` (not part of CI's suite)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from benchmarks.common import TASK, sample_configs, suggest_mlp
+from benchmarks.report import best_by
+from benchmarks.run import balanced_orders
+
+
+@pytest.fixture(scope="module")
+def configs() -> list[dict]:
+    return sample_configs(30, seed=0)
+
+
+def test_configs_are_reproducible(configs: list[dict]) -> None:
+    assert sample_configs(30, seed=0) == configs
+    assert {c["optimizer"] for c in configs} == {"adam", "adamw", "sgd", "rmsprop"}  # every branch is covered
+
+
+def test_hand_written_space_is_the_yaml_space(configs: list[dict]) -> None:
+    """The loop's ``suggest_mlp`` asks Optuna for the same names, ranges and branches as ``mlp.yaml``."""
+    from automl.spaces import load_default_space
+
+    space = load_default_space("mlp")
+    for config in configs:
+        assert suggest_mlp(optuna.trial.FixedTrial(config)) == config
+    by_yaml = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    by_hand = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(25):
+        a, b = by_yaml.ask(), by_hand.ask()
+        assert space.suggest(a, TASK) == suggest_mlp(b)
+        assert a.distributions == b.distributions
+        by_yaml.tell(a, 0.0)
+        by_hand.tell(b, 0.0)
+
+
+def test_keras_tuner_space_mirrors_the_yaml(configs: list[dict]) -> None:
+    keras_tuner = pytest.importorskip("keras_tuner")
+    from automl.spaces import load_default_space
+    from benchmarks.kt import kt_params
+
+    for config in configs:
+        hp = keras_tuner.HyperParameters()
+        hp.values = dict(config)
+        assert kt_params(hp) == config
+    hp = keras_tuner.HyperParameters()
+    kt_params(hp)
+    assert {p.name for p in hp.space} == set(load_default_space("mlp").params)
+
+
+def test_enqueued_oracle_hands_out_the_configs_in_order(configs: list[dict], tmp_path) -> None:
+    pytest.importorskip("keras_tuner")
+    from benchmarks.kt import EnqueuedOracle
+
+    oracle = EnqueuedOracle(configs[:3], seed=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    handed = []
+    for _ in range(4):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        handed.append(dict(trial.hyperparameters.values))
+        oracle.ongoing_trials.pop("tuner0")
+    assert handed == configs[:3]
+
+
+def test_orders_put_every_arm_in_every_position_equally() -> None:
+    orders = balanced_orders(["a", "l", "k"], 6)
+    assert orders[:4] == [["a", "l", "k"], ["k", "l", "a"], ["l", "k", "a"], ["a", "k", "l"]]
+    for arm in "alk":
+        assert sorted(order.index(arm) for order in orders) == [0, 0, 1, 1, 2, 2]
+
+
+def test_best_so_far_counts_only_finished_trials() -> None:
+    finished = [[1.0, 0.5], [2.0, None], [3.0, 0.9], [4.0, 0.7]]
+    assert best_by(finished, 0.5) is None
+    assert best_by(finished, 2.5) == 0.5
+    assert best_by(finished, 3.0) == 0.9
+    assert best_by(finished, 10.0) == 0.9
