@@ -31,7 +31,8 @@ from automl.families._generative import (
     row_errors,
 )
 from automl.families._heads import output_head
-from automl.training import TrainingData, fit_model, get_optimizer
+from automl.families._quality import image_grid
+from automl.training import TrainingData, fit_model, get_optimizer, log_trial_image
 
 JACOBIAN_SIGMA = 0.01  # finite-difference step of the contractive penalty, in encoded input units
 UNLABELED_PERCENTILE = 99.0  # without labels, rows scoring above this percentile of validation rows are anomalies
@@ -90,6 +91,9 @@ def reconstructor(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, model.get_layer("decoder")(model.get_layer("encoder")(inputs)), name="reconstructor")
 
 
+RECONSTRUCTION_SAMPLES = 8  # validation inputs shown beside their reconstructions on each trial's run
+
+
 class ReconstructionMetrics(keras.callbacks.Callback):
     """Adds ``val_recon_mse`` (and ``val_roc_auc`` for anomalies) to the epoch logs, before the objective reads them."""
 
@@ -113,6 +117,25 @@ class ReconstructionMetrics(keras.callbacks.Callback):
         logs["val_recon_mse"] = float(np.mean(errors))
         if self.anomaly:
             logs["val_roc_auc"] = roc_auc(self.y_val, errors)
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._net is None or not len(self.x_val):
+            return
+        originals = self.x_val[:RECONSTRUCTION_SAMPLES]
+        rebuilt = np.asarray(self._net.predict(originals, verbose=0))
+        log_trial_image("reconstructions/val.png", reconstruction_picture(originals, rebuilt))
+
+
+def reconstruction_picture(originals: np.ndarray, rebuilt: np.ndarray) -> np.ndarray:
+    """Originals over their reconstructions: an image grid for images, a heat map (rows x features) for tables."""
+    if originals.ndim == 4:
+        lo, hi = float(min(originals.min(), rebuilt.min())), float(max(originals.max(), rebuilt.max()))
+        scale = (hi - lo) or 1.0
+        return image_grid((np.concatenate([originals, rebuilt]) - lo) / scale, columns=len(originals))
+    flat = np.concatenate([originals.reshape(len(originals), -1), rebuilt.reshape(len(rebuilt), -1)])
+    lo, hi = float(flat.min()), float(flat.max())
+    picture = (flat - lo) / ((hi - lo) or 1.0)
+    return np.kron(picture, np.ones((8, 8)))[..., None].astype("float32")  # 8x8 pixels per value
 
 
 def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epochs: int, callbacks: list[Any]) -> None:

@@ -215,6 +215,11 @@ def test_cli_reconstruction_registers_the_encoder(plain_csv: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["metric"] == "recon_mse" and summary["test_metrics"]["test_recon_mse"] > 0
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_run(summary["parent_run_id"]).info.experiment_id
+    (trial_run,) = client.search_runs([experiment], filter_string="tags.`automl.role` = 'trial'")
+    pictures = [a.path for a in client.list_artifacts(trial_run.info.run_id, "reconstructions")]
+    assert pictures == ["reconstructions/val.png"]  # the trial's validation rows beside their reconstructions
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     codes = mlflow.pyfunc.load_model("models:/rec@champion").predict(pd.read_csv(plain_csv).head(4))
