@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from cli.errors import handle_errors
-from cli.options import Home, Storage, TrackingUri
+from cli.options import Home, Json, Storage, TrackingUri
 from cli.progress import PlainProgress, RichProgress
 
 Trials = Annotated[int | None, typer.Option("--trials", help="Trials to run (finished COMPLETE or PRUNED).")]
@@ -178,7 +178,7 @@ def search(
         ),
     ] = False,
     quiet: Quiet = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
     storage: Storage = None,
@@ -250,7 +250,7 @@ def resume(
     ] = None,
     timeout: Timeout = None,
     quiet: Quiet = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
     storage: Storage = None,
@@ -283,7 +283,7 @@ def worker(
     ] = None,
     register: Annotated[bool, typer.Option("--register", help="Register the study's best model when done.")] = False,
     quiet: Quiet = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
     storage: Storage = None,

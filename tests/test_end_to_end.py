@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,10 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def clean_env() -> dict[str, str]:
-    """The environment without MLflow URIs that earlier in-process tests may have exported."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+from tests.reliability.conftest import clean_env
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
