@@ -101,8 +101,16 @@ def child_main(conn: Any, job: ChildJob) -> None:
             return bool(conn.recv())
 
         holder = SimpleNamespace(spec=job.spec, task=job.spec.task)
-        model, log = train(families.get(job.family), job.params, holder, data, job.epochs, job.monitor,  # type: ignore[arg-type]
-                           job.direction, report)
+        model, log = train(
+            families.get(job.family),
+            job.params,
+            holder,
+            data,
+            job.epochs,
+            job.monitor,  # type: ignore[arg-type]
+            job.direction,
+            report,
+        )
         if log.best_value is not None and not log.pruned:
             model.save(job.model_path)
         conn.send(("done", log))
@@ -110,8 +118,9 @@ def child_main(conn: Any, job: ChildJob) -> None:
         oom = type(exc).__name__ in ("ResourceExhaustedError", "MemoryError", "XlaRuntimeError") and (
             "memory" in str(exc).lower() or isinstance(exc, MemoryError)
         )
-        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), oom,
-                   isinstance(exc, NonFiniteLoss)))
+        conn.send(
+            ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), oom, isinstance(exc, NonFiniteLoss))
+        )
     finally:
         conn.close()
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import keras
 import optuna
 
+from automl import interrupts
 from automl.data import Dataset
 from automl.families import Family
 from automl.reproduce import provenance_tags
@@ -146,10 +147,12 @@ class Objective:
             text = traceback.format_exc()
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             trial.set_user_attr("traceback", text[-8000:])
-            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit) or interrupts.requested()
             self.tracker.finish_trial(
                 run_id, "FAIL", log.history if log else [], error=text, run_status="KILLED" if interrupted else None
             )
+            if interrupted and not isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise KeyboardInterrupt from exc  # TensorFlow wrapped the interrupt; it must still stop the search
             raise
         finally:
             if self.settings.isolation != "process":

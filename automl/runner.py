@@ -5,20 +5,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import optuna
 
-from automl import families
+from automl import families, interrupts
 from automl.config import SearchConfig, Store, resolve_store
 from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
 from automl.errors import AutoMLError, SpaceError
+from automl.interrupts import stop_on_signals
 from automl.spaces import Space, load_default_space, load_space
 from automl.study import FINISHED, count_finished, get_pruner, get_sampler, load_study, open_storage, open_study
 
@@ -121,20 +119,6 @@ def _best_value(study: optuna.Study) -> float | None:
         return float(study.best_value)
     except ValueError:
         return None
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C: the running trial is recorded as failed and its run as KILLED."""
-    try:
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -292,10 +276,12 @@ def run_trials(session: Session, quota: int, progress: ProgressReporter | None =
         session.family, session.space, session.dataset, trial_settings(session), session.tracker, session.parent_id
     )
     limiter = _Quota(quota, session.config.max_failures, progress)
-    with _sigterm_as_interrupt():
+    with stop_on_signals():
         session.study.optimize(
             objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
         )
+        if interrupts.requested():  # an interrupt that something below swallowed still stops the search
+            raise KeyboardInterrupt
     return limiter.stopped_reason
 
 
@@ -335,7 +321,8 @@ def _run_workers(session: Session, progress: ProgressReporter | None) -> str | N
     processes = spawn_workers(
         config.study_name, quotas, config.home, store.tracking_uri, store.storage, trials_per_gpu=config.trials_per_gpu
     )
-    codes = wait_for(processes, tick)
+    with stop_on_signals():  # SIGTERM here, as Ctrl-C, is forwarded to the workers
+        codes = wait_for(processes, tick)
     failed = [code for code in codes if code not in (0,)]
     return f"{len(failed)} of {len(codes)} workers exited with errors ({failed})" if failed else None
 

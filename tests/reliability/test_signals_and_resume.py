@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.reliability.conftest import run_automl, start_automl
@@ -119,3 +120,53 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
     runs = _runs(home, "kill")
     assert runs[1].info.status == "KILLED"
     assert runs[retried[0].number].info.status == "FINISHED"
+
+
+WRAPPING_HYPERMODEL = '''
+import os
+import signal
+import time
+
+import keras
+import tensorflow as tf
+
+
+def _sigterm_inside_an_op(x):
+    os.kill(os.getpid(), signal.SIGTERM)  # Python's handler runs here, under the op
+    time.sleep(0.5)
+    return x
+
+
+class Model:
+    def build(self, hp):
+        model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 4, 8)),
+                                  keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        tf.py_function(_sigterm_inside_an_op, [tf.constant(1.0)], tf.float32)
+        return model.fit(*args, **kwargs)
+
+
+model = Model()
+'''
+
+
+def test_an_interrupt_that_tensorflow_wraps_still_stops_the_search(tmp_path: Path, home: Path) -> None:
+    """SIGTERM during a TF op surfaces as tf.errors.UnknownError; the search must stop, not go to the next trial."""
+    import automl
+
+    module = tmp_path / "wrapping.py"
+    module.write_text(WRAPPING_HYPERMODEL)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        automl.search(
+            "demo:wine", hypermodel=f"{module}:model", trials=3, epochs=1, study="wrapped", report=False, home=str(home)
+        )
+    assert signal.getsignal(signal.SIGTERM) is before, "the handler must be put back"
+    trials = _study(home, "wrapped").get_trials()
+    assert [t.state for t in trials] == [FAIL], "no trial may start after the interrupt"
+    assert "UnknownError" in trials[0].user_attrs["error"] or "KeyboardInterrupt" in trials[0].user_attrs["error"]
+    run = _runs(home, "wrapped")[0]
+    assert run.info.status == "KILLED" and run.data.tags["automl.state"] == "FAIL"
