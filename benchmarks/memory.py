@@ -57,11 +57,25 @@ def run_arm(isolation: str, trials: int, epochs: int, data: str) -> dict[str, An
     sampler = _Sampler()
     with tempfile.TemporaryDirectory() as home:
         start = time.perf_counter()
-        result = automl.search(data, trials=trials, epochs=epochs, study=f"mem-{isolation}", home=home,
-                               pruner="none", isolation=isolation, progress=sampler, max_failures=0)
+        result = automl.search(
+            data,
+            trials=trials,
+            epochs=epochs,
+            study=f"mem-{isolation}",
+            home=home,
+            pruner="none",
+            isolation=isolation,
+            progress=sampler,
+            max_failures=0,
+        )
         wall = time.perf_counter() - start
-    return {"isolation": isolation, "wall_s": wall, "fit_s": result.fit_seconds, "samples": sampler.samples,
-            "states": result.states}
+    return {
+        "isolation": isolation,
+        "wall_s": wall,
+        "fit_s": result.fit_seconds,
+        "samples": sampler.samples,
+        "states": result.states,
+    }
 
 
 def main() -> None:
@@ -76,9 +90,24 @@ def main() -> None:
         return
     arms = []
     for isolation in ("none", "process"):
-        out = subprocess.run([sys.executable, "-m", "benchmarks.memory", "--arm", isolation, "--trials",
-                              str(args.trials), "--epochs", str(args.epochs), "--data", args.data],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.memory",
+                "--arm",
+                isolation,
+                "--trials",
+                str(args.trials),
+                "--epochs",
+                str(args.epochs),
+                "--data",
+                args.data,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         arms.append(json.loads(out.stdout.strip().splitlines()[-1]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "memory.json").write_text(json.dumps(arms, indent=2))

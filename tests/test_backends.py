@@ -28,9 +28,27 @@ def test_search_and_predict_on_jax(tmp_path: Path) -> None:
     _require_jax()
     home = tmp_path / "store"
     search = subprocess.run(
-        [sys.executable, "-m", "cli.main", "search", "--data", "demo:wine", "--trials", "2", "--epochs", "2",
-         "--study", "jax", "--quiet", "--json", "--no-report"],
-        env=_env(home), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "search",
+            "--data",
+            "demo:wine",
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--study",
+            "jax",
+            "--quiet",
+            "--json",
+            "--no-report",
+        ],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert search.returncode == 0, search.stderr[-3000:]
     result = json.loads(search.stdout)
@@ -43,8 +61,9 @@ def test_search_and_predict_on_jax(tmp_path: Path) -> None:
         "rows = d.load_wine(as_frame=True).frame.drop(columns=['target']).head(5)\n"
         "print(list(mlflow.pyfunc.load_model('models:/jax@champion').predict(rows)))\n"
     )
-    predicted = subprocess.run([sys.executable, "-c", script], env=_env(home), capture_output=True, text=True,
-                               timeout=300)
+    predicted = subprocess.run(
+        [sys.executable, "-c", script], env=_env(home), capture_output=True, text=True, timeout=300
+    )
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     labels = predicted.stdout.strip().splitlines()[-1]
     assert labels.startswith("[") and "class_" in labels
@@ -54,9 +73,29 @@ def test_mixed_precision_search_trains_in_float16(tmp_path: Path) -> None:
     home = tmp_path / "store"
     env = {**_env(home), "KERAS_BACKEND": "tensorflow"}
     search = subprocess.run(
-        [sys.executable, "-m", "cli.main", "search", "--data", "demo:wine", "--trials", "1", "--epochs", "1",
-         "--study", "mp", "--mixed-precision", "--quiet", "--json", "--no-report", "--no-lint"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "search",
+            "--data",
+            "demo:wine",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--study",
+            "mp",
+            "--mixed-precision",
+            "--quiet",
+            "--json",
+            "--no-report",
+            "--no-lint",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert search.returncode == 0, search.stderr[-3000:]
     import automl

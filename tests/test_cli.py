@@ -38,8 +38,26 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = root / "some.csv"
     pd.DataFrame({"x1": x1, "x2": x2, "color": color, "y": label}).to_csv(data, index=False)
     home = root / "store"
-    result = invoke("search", "--family", "mlp", "--data", str(data), "--target", "y", "--trials", str(TRIALS),
-                    "--epochs", str(EPOCHS), "--study", "s", "--home", str(home), "--quiet", "--pruner", "none")
+    result = invoke(
+        "search",
+        "--family",
+        "mlp",
+        "--data",
+        str(data),
+        "--target",
+        "y",
+        "--trials",
+        str(TRIALS),
+        "--epochs",
+        str(EPOCHS),
+        "--study",
+        "s",
+        "--home",
+        str(home),
+        "--quiet",
+        "--pruner",
+        "none",
+    )
     assert result.exit_code == 0, result.output
     return {"home": home, "data": data, "root": root}
 
@@ -79,8 +97,10 @@ def test_mlflow_schema_one_parent_and_a_child_per_trial(searched: dict[str, Path
         assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == list(range(EPOCHS))
     artifacts = {a.path for a in c.list_artifacts(parent.info.run_id)}
     assert {"space.yaml", "data.json"} <= artifacts
-    description = json.loads(c.download_artifacts(parent.info.run_id, "data.json", str(searched["root"])) and
-                             (searched["root"] / "data.json").read_text())
+    description = json.loads(
+        c.download_artifacts(parent.info.run_id, "data.json", str(searched["root"]))
+        and (searched["root"] / "data.json").read_text()
+    )
     assert description["rows"] == 150 and description["target"] == "y" and len(description["sha256"]) == 64
     assert description["task"] == "classification"
     metrics = parent.data.metrics
@@ -126,8 +146,17 @@ def test_trials_and_best_commands(searched: dict[str, Path]) -> None:
 
 def test_predict_writes_rows_with_predictions(searched: dict[str, Path]) -> None:
     out = searched["root"] / "pred.csv"
-    result = invoke("predict", "--model", "models:/s@champion", "--data", str(searched["data"]), "--output", str(out),
-                    "--home", str(searched["home"]))
+    result = invoke(
+        "predict",
+        "--model",
+        "models:/s@champion",
+        "--data",
+        str(searched["data"]),
+        "--output",
+        str(out),
+        "--home",
+        str(searched["home"]),
+    )
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out)
     assert len(written) == 150 and set(written["prediction"]) <= {"yes", "no"}
@@ -136,8 +165,23 @@ def test_predict_writes_rows_with_predictions(searched: dict[str, Path]) -> None
 
 def test_search_again_continues_the_study_with_the_same_parent(searched: dict[str, Path]) -> None:
     home = str(searched["home"])
-    result = invoke("search", "--data", str(searched["data"]), "--target", "y", "--trials", "1", "--epochs", "1",
-                    "--study", "s", "--home", home, "--quiet", "--json")
+    result = invoke(
+        "search",
+        "--data",
+        str(searched["data"]),
+        "--target",
+        "y",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--study",
+        "s",
+        "--home",
+        home,
+        "--quiet",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     c = client(searched["home"])
     experiment = c.get_experiment_by_name("s")
@@ -259,12 +303,14 @@ def test_predict_bad_inputs_keep_the_store(searched: dict[str, Path], tmp_path: 
     home = searched["home"]
     before = len(json.loads(invoke("trials", "--study", "s", "--home", str(home), "--json").stdout))
     out = str(tmp_path / "o.csv")
-    assert "missing.csv" in _bad(home, "predict", "--model", "models:/s@champion", "--data", "missing.csv",
-                                 "--output", out)
+    assert "missing.csv" in _bad(
+        home, "predict", "--model", "models:/s@champion", "--data", "missing.csv", "--output", out
+    )
     partial = tmp_path / "partial.csv"
     pd.read_csv(searched["data"]).drop(columns=["color"]).to_csv(partial, index=False)
     assert "color" in _bad(home, "predict", "--model", "models:/s@champion", "--data", str(partial), "--output", out)
-    assert "nomodel" in _bad(home, "predict", "--model", "models:/nomodel@champion", "--data", str(partial),
-                             "--output", out)
+    assert "nomodel" in _bad(
+        home, "predict", "--model", "models:/nomodel@champion", "--data", str(partial), "--output", out
+    )
     after = len(json.loads(invoke("trials", "--study", "s", "--home", str(home), "--json").stdout))
     assert after == before

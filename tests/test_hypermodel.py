@@ -348,8 +348,9 @@ def test_cli_search_with_a_hypermodel_registers_its_champion(tmp_path: Path, hom
     from cli.main import app
 
     module = tmp_path / "kt_models.py"
-    module.write_text(textwrap.dedent(
-        '''
+    module.write_text(
+        textwrap.dedent(
+            """
         import keras
 
         def build(hp):
@@ -357,10 +358,29 @@ def test_cli_search_with_a_hypermodel_registers_its_champion(tmp_path: Path, hom
                                       keras.layers.Dense(3, activation="softmax")])
             model.compile(optimizer=hp.Choice("optimizer", ["adam", "sgd"]), loss="sparse_categorical_crossentropy")
             return model
-        '''
-    ))
-    result = CliRunner().invoke(app, ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials",
-                                      "2", "--epochs", "1", "--study", "kt", "--home", str(home), "--json", "--quiet"])
+        """
+        )
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--hypermodel",
+            f"{module}:build",
+            "--data",
+            "demo:wine",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--study",
+            "kt",
+            "--home",
+            str(home),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     uri = f"sqlite:///{home / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -59,9 +59,12 @@ def test_missing_space_file(tmp_path: Path) -> None:
 def test_conditional_param_only_when_parent_has_value() -> None:
     space = parse_space(GOOD, "good.yaml")
     for optimizer in ("adam", "sgd"):
-        params = space.suggest(optuna.trial.FixedTrial({"optimizer": optimizer, "momentum": 0.5, "units": 16,
-                                                        "batch_norm": True, "loss": "cross_entropy"}),
-                               "classification")
+        params = space.suggest(
+            optuna.trial.FixedTrial(
+                {"optimizer": optimizer, "momentum": 0.5, "units": 16, "batch_norm": True, "loss": "cross_entropy"}
+            ),
+            "classification",
+        )
         assert ("momentum" in params) is (optimizer == "sgd")
         assert params["loss"] == "cross_entropy"
 
@@ -85,8 +88,13 @@ def test_pinned_params_are_typed_and_not_sampled() -> None:
 
 @pytest.mark.parametrize(
     ("assignment", "fragment"),
-    [("unitz=3", "unknown param 'unitz'"), ("units=abc", "param 'units'"), ("optimizer=lbfgs", "not one of"),
-     ("batch_norm=maybe", "not a bool"), ("units", "expected name=value")],
+    [
+        ("unitz=3", "unknown param 'unitz'"),
+        ("units=abc", "param 'units'"),
+        ("optimizer=lbfgs", "not one of"),
+        ("batch_norm=maybe", "not a bool"),
+        ("units", "expected name=value"),
+    ],
 )
 def test_bad_pins_are_refused(assignment: str, fragment: str) -> None:
     with pytest.raises(SpaceError, match=fragment):
@@ -98,8 +106,20 @@ def test_every_shipped_space_is_valid_and_mlp_covers_the_issue() -> None:
     for name in default_space_names():
         assert load_default_space(name).params
     mlp = load_default_space("mlp").params
-    for name in ("n_layers", "units", "width_shape", "activation", "dropout", "l2", "batch_norm", "batch_size",
-                 "loss", "optimizer", "learning_rate", "momentum"):
+    for name in (
+        "n_layers",
+        "units",
+        "width_shape",
+        "activation",
+        "dropout",
+        "l2",
+        "batch_norm",
+        "batch_size",
+        "loss",
+        "optimizer",
+        "learning_rate",
+        "momentum",
+    ):
         assert name in mlp
     assert set(mlp["optimizer"].extremes("classification")) == {"adam", "adamw", "sgd", "rmsprop"}
     assert set(mlp["loss"].extremes("regression")) == {"mse", "mae", "huber"}

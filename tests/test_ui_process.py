@@ -46,7 +46,9 @@ def test_ui_warns_when_exposed_and_stops_its_whole_server(home: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "ui", "--home", str(home), "--port", str(port), "--host", "0.0.0.0"],
-        env=clean_env(), stderr=subprocess.PIPE, text=True,
+        env=clean_env(),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         warning = process.stderr.readline()

@@ -29,9 +29,29 @@ def _child_pid(home: Path, study: str, number: int, timeout: float = 240) -> int
 
 
 def _search(home: Path, data: Path, study: str, *extra: str) -> object:
-    return start_automl("search", "--data", str(data), "--target", "y", "--trials", "2", "--epochs", "40",
-                        "--study", study, "--pruner", "none", "--isolation", "process", "--set", "batch_size=32",
-                        "--quiet", "--json", *extra, home=home)
+    return start_automl(
+        "search",
+        "--data",
+        str(data),
+        "--target",
+        "y",
+        "--trials",
+        "2",
+        "--epochs",
+        "40",
+        "--study",
+        study,
+        "--pruner",
+        "none",
+        "--isolation",
+        "process",
+        "--set",
+        "batch_size=32",
+        "--quiet",
+        "--json",
+        *extra,
+        home=home,
+    )
 
 
 def test_a_killed_trial_process_fails_its_trial_and_the_search_goes_on(home: Path, table_csv: Path) -> None:

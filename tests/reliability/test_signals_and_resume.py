@@ -122,7 +122,7 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
     assert runs[retried[0].number].info.status == "FINISHED"
 
 
-WRAPPING_HYPERMODEL = '''
+WRAPPING_HYPERMODEL = """
 import os
 import signal
 import time
@@ -150,7 +150,7 @@ class Model:
 
 
 model = Model()
-'''
+"""
 
 
 def test_an_interrupt_that_tensorflow_wraps_still_stops_the_search(tmp_path: Path, home: Path) -> None:
