@@ -46,6 +46,14 @@ def resolve_store(
     )
 
 
+ISOLATION_ENV = "AUTOML_ISOLATION"
+
+
+def default_isolation() -> str:
+    """``process`` (each trial in a child process), unless ``AUTOML_ISOLATION`` says otherwise."""
+    return os.environ.get(ISOLATION_ENV, "").strip() or "process"
+
+
 @dataclass
 class SearchConfig:
     """Everything one search needs; the CLI and ``automl.search`` both build one of these."""
@@ -69,7 +77,7 @@ class SearchConfig:
     workers: int | None = None  # None: one per GPU (times trials_per_gpu) when there are GPUs, else 1
     trials_per_gpu: int = 1
     mixed_precision: bool = False
-    isolation: Literal["none", "process"] = "none"
+    isolation: Literal["none", "process"] = field(default_factory=default_isolation)  # type: ignore[assignment]
     hypermodel: str | None = None
     lint: bool = True
     report: bool = True

@@ -55,6 +55,14 @@ def _context() -> Any:
     return _CONTEXT
 
 
+def start_server() -> None:
+    """Start the forkserver now (it imports Keras in the background) rather than at the first trial."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
 def save_training_data(data: TrainingData, folder: Path) -> Path:
     """Write the training arrays once per worker; children map them read-only."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +95,7 @@ def child_main(conn: Any, job: ChildJob) -> None:
 
     from automl import families
     from automl.backend import configure
-    from automl.training import train
+    from automl.training import artifact_sink, train
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
@@ -100,17 +108,21 @@ def child_main(conn: Any, job: ChildJob) -> None:
             conn.send(("epoch", epoch, value))
             return bool(conn.recv())
 
+        def send_image(name: str, image: Any) -> None:
+            conn.send(("image", name, np.asarray(image)))
+
         holder = SimpleNamespace(spec=job.spec, task=job.spec.task)
-        model, log = train(
-            families.get(job.family),
-            job.params,
-            holder,
-            data,
-            job.epochs,
-            job.monitor,  # type: ignore[arg-type]
-            job.direction,
-            report,
-        )
+        with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
+            model, log = train(
+                families.get(job.family),
+                job.params,
+                holder,
+                data,
+                job.epochs,
+                job.monitor,  # type: ignore[arg-type]
+                job.direction,
+                report,
+            )
         if log.best_value is not None and not log.pruned:
             model.save(job.model_path)
         conn.send(("done", log))
@@ -125,8 +137,11 @@ def child_main(conn: Any, job: ChildJob) -> None:
         conn.close()
 
 
-def train_in_child(job: ChildJob, report: Reporter | None, on_start: Any = None) -> EpochLog:
-    """Train one trial in a child process; ``TrialProcessError`` if it raised, crashed or was killed."""
+def train_in_child(job: ChildJob, report: Reporter | None, on_start: Any = None, on_image: Any = None) -> EpochLog:
+    """Train one trial in a child process; ``TrialProcessError`` if it raised, crashed or was killed.
+
+    ``on_image(name, array)`` receives what the trial draws (``log_trial_image``), for the trial's run.
+    """
     parent_conn, child_conn = _context().Pipe()
     process = _context().Process(target=child_main, args=(child_conn, job), daemon=True)
     process.start()
@@ -141,6 +156,9 @@ def train_in_child(job: ChildJob, report: Reporter | None, on_start: Any = None)
                 break
             if message[0] == "epoch":
                 parent_conn.send(bool(report(message[1], message[2])) if report else False)
+            elif message[0] == "image":
+                if on_image is not None:
+                    on_image(message[1], message[2])
             elif message[0] == "done":
                 process.join(timeout=60)
                 return message[1]

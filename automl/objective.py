@@ -111,7 +111,9 @@ class Objective:
         start = time.perf_counter()
         try:
             if self.settings.isolation == "process":
-                log, save = self._train_in_child(trial, params, seed, report)
+                log, save = self._train_in_child(
+                    trial, params, seed, report, lambda name, image: self.tracker.log_image(run_id, image, name)
+                )
             else:
                 with artifact_sink(lambda name, image: self.tracker.log_image(run_id, image, name)):
                     model, log = train(
@@ -161,7 +163,7 @@ class Objective:
                 self._pending.unlink(missing_ok=True)  # the child's model, unless it became the checkpoint
 
     def _train_in_child(
-        self, trial: optuna.Trial, params: dict[str, Any], seed: int, report: Any
+        self, trial: optuna.Trial, params: dict[str, Any], seed: int, report: Any, on_image: Any
     ) -> tuple[EpochLog, Callable[[Path], Any]]:
         """Train in a child process; with ``oom_retry``, a trial killed for memory runs once more at half batch."""
         from automl.isolation import ChildJob, TrialProcessError, save_training_data, train_in_child
@@ -189,14 +191,14 @@ class Objective:
             trial.set_user_attr("child_pid", pid)
 
         try:
-            log = train_in_child(job, report, started)
+            log = train_in_child(job, report, started, on_image)
         except TrialProcessError as exc:
             batch = int(params.get("batch_size", 0) or 0)
             if not (exc.oom and self.settings.oom_retry and batch > 1):
                 raise
             job.params = {**params, "batch_size": batch // 2}
             trial.set_user_attr("oom_retry", {"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
-            log = train_in_child(job, report, started)
+            log = train_in_child(job, report, started, on_image)
 
         def save(path: Path) -> None:
             shutil.move(str(model_path), str(path))

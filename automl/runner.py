@@ -169,6 +169,10 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         raise AutoMLError(
             f"--workers and --trials-per-gpu must be at least 1 (got {config.workers}, {config.trials_per_gpu})"
         )
+    if config.isolation == "process" and (join or config.workers == 1):  # this process trains
+        from automl.isolation import start_server
+
+        start_server()  # imports Keras in its own process while this one loads data and opens the stores
     if config.mixed_precision:
         from automl.backend import configure
 

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from automl.config import Store
 from automl.errors import StoreError
+from automl.sqlite_tuning import save_mlflow_template, seed_mlflow_db
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,18 @@ def connect(store: Store) -> MlflowClient:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         _check_server(uri)
-    elif uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    fresh: Path | None = None
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() and not seed_mlflow_db(path):
+            fresh = path  # MLflow migrates it now; keep the result as the template for the next new home
     try:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if fresh is not None:
+            client.search_experiments(max_results=1)  # the store (and its schema) exists from here on
+            save_mlflow_template(fresh)
+        return client
     except MlflowException as exc:
         raise StoreError(f"MLflow tracking URI {uri} cannot be used: {exc.message.splitlines()[0]}") from None
 

@@ -17,6 +17,9 @@ from benchmarks.common import DATA, DATA_SEED, FAMILY, load_data, test_accuracy
 Gate = Callable[[int], None]
 ARMS = ("automl", "loop", "keras_tuner")
 METHODS = ("automl", "kt_random", "kt_bayes", "kt_hyperband", "optuna_tpe")
+# automl with another pruner than its default (median): the pruning-defaults lever, `--methods automl,automl_asha,...`
+PRUNER_VARIANTS = ("automl_asha", "automl_hyperband", "automl_nopruning")
+
 # what each arm/method imports before its clock starts (a search pays these once per process, not per search)
 IMPORTS = {
     "automl": ["keras", "optuna", "mlflow", "automl.runner", "automl.objective", "automl.tracking", "automl.export"],
@@ -27,6 +30,7 @@ IMPORTS = {
     "kt_hyperband": ["keras", "keras_tuner", "benchmarks.kt"],
     "optuna_tpe": ["keras", "optuna", "mlflow", "benchmarks.loop"],
 }
+IMPORTS.update({variant: IMPORTS["automl"] for variant in PRUNER_VARIANTS})
 
 
 def _blocks(n: int, block: int) -> list[int]:
@@ -53,6 +57,9 @@ class AutomlArm:
             pruner="none",
             home=str(self.workdir / "home"),
             study="bench-overhead",
+            # fit runs in this process, where every arm's fit is timed alike; the cost of the default child
+            # process per trial is measured on its own (benchmarks/results/memory.md, README "isolation")
+            isolation="none",
         )
         self.session = prepare(config)
         for params in self.configs:
@@ -173,7 +180,7 @@ def quality_run(method: str, seed: int, budget_s: float, epochs: int, workdir: P
 
     keras.utils.clear_session()
     workdir.mkdir(parents=True, exist_ok=True)
-    runner = {"automl": _quality_automl, "optuna_tpe": _quality_loop}.get(method, _quality_kt)
+    runner = {"optuna_tpe": _quality_loop}.get(method, _quality_automl if method.startswith("automl") else _quality_kt)
     return runner(method, seed, budget_s, epochs, workdir)
 
 
@@ -185,8 +192,17 @@ def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdi
     study_name = f"quality-{seed}"
     home = workdir / "home"
     wall_start, start = time.time(), time.perf_counter()
+    pruner = {"automl_asha": "asha", "automl_hyperband": "hyperband", "automl_nopruning": "none"}.get(method, "median")
     result = automl.search(
-        DATA, FAMILY, trials=100_000, timeout=budget_s, epochs=epochs, seed=seed, home=str(home), study=study_name
+        DATA,
+        FAMILY,
+        trials=100_000,
+        timeout=budget_s,
+        epochs=epochs,
+        seed=seed,
+        home=str(home),
+        study=study_name,
+        pruner=pruner,
     )
     total_s = time.perf_counter() - start
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{home / 'optuna.db'}")

@@ -22,6 +22,9 @@ METHOD_TITLES = {
     "kt_bayes": "KerasTuner BayesianOptimization",
     "kt_hyperband": "KerasTuner Hyperband",
     "optuna_tpe": "Optuna TPE loop, no pruning",
+    "automl_asha": "automl, TPE + ASHA (--pruner asha)",
+    "automl_hyperband": "automl, TPE + Hyperband (--pruner hyperband)",
+    "automl_nopruning": "automl, TPE, no pruning (--pruner none)",
 }
 CHECKPOINTS = (("T/3", 1 / 3), ("2T/3", 2 / 3), ("T", 1.0))
 

@@ -142,10 +142,11 @@ def search(
         str,
         typer.Option(
             "--isolation",
-            help="none: trials share this process; process: each "
-            "trial trains in a child process that gives its memory back.",
+            envvar="AUTOML_ISOLATION",
+            help="process: each trial trains in a child process that gives its memory back; "
+            "none: trials share this process.",
         ),
-    ] = "none",
+    ] = "process",
     oom_retry: Annotated[
         bool,
         typer.Option(

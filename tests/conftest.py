@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# trials train in this process unless a test is about isolation (the product default is a child process per trial;
+# tests/test_isolation_default.py checks that default, tests/reliability/test_isolation.py the child processes)
+os.environ.setdefault("AUTOML_ISOLATION", "none")
 
 from pathlib import Path
 

@@ -190,7 +190,9 @@ def test_cli_anomaly_search_registers_a_scorer_with_flags(anomaly_csv: Path, tmp
     assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_roc_auc")] == [0, 1, 2]
 
 
-def test_cli_reconstruction_registers_the_encoder(plain_csv: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_cli_reconstruction_registers_the_encoder(plain_csv: Path, tmp_path: Path, isolation: str) -> None:
+    """In process or in a child process, the trial's run gets its reconstructions picture."""
     home = tmp_path / "store"
     result = invoke(
         "search",
@@ -211,6 +213,8 @@ def test_cli_reconstruction_registers_the_encoder(plain_csv: Path, tmp_path: Pat
         "--no-report",
         "--set",
         "code_size=3",
+        "--isolation",
+        isolation,
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
