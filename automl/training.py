@@ -202,15 +202,53 @@ def fit_model(
     callbacks: list[keras.callbacks.Callback],
 ) -> None:
     """The default training loop: ``model.fit`` with validation after every epoch."""
+    batch_size = int(params.get("batch_size", 32))
+    pipelines = tf_pipelines(data, batch_size)
+    if pipelines is not None:
+        train_batches, val_batches = pipelines
+        model.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=0, callbacks=callbacks)
+        return
     model.fit(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
         epochs=epochs,
-        batch_size=int(params.get("batch_size", 32)),
+        batch_size=batch_size,
         verbose=0,
         callbacks=callbacks,
     )
+
+
+def tf_pipelines(data: TrainingData, batch_size: int) -> tuple[Any, Any] | None:
+    """On TensorFlow, ``tf.data`` batches for ``fit``: None where Keras's own array handling must do.
+
+    Each epoch draws a new permutation of row indices and gathers every batch from one tensor copy of the
+    arrays, as ``fit(x, y, shuffle=True)`` would, with no shuffle buffer. Fits of small models get about 20 %
+    faster than with numpy arrays handed to ``fit`` (benchmarks/results/levers.md).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    try:
+        x_train = tf.nest.map_structure(tf.convert_to_tensor, data.x_train)
+        y_train = tf.convert_to_tensor(data.y_train)
+        val = tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(batch_size)
+    except (TypeError, ValueError):  # object columns that are not all strings, ragged rows, ...
+        return None
+    rows = int(y_train.shape[0])
+
+    def gather(index: Any) -> tuple[Any, Any]:
+        return tf.nest.map_structure(lambda array: tf.gather(array, index), x_train), tf.gather(y_train, index)
+
+    train = (
+        tf.data.Dataset.range(rows)
+        .shuffle(rows, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(gather)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, val
 
 
 def train(
