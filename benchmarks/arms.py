@@ -213,7 +213,11 @@ def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdi
         if t.datetime_complete is not None
     )
     starts = [t.datetime_start.timestamp() - wall_start for t in trials if t.datetime_start is not None]
+    timed = [t for t in trials if "fit_seconds" in t.user_attrs]
     return {
+        "fit_s": sum(float(t.user_attrs["fit_seconds"]) for t in timed),
+        "fits": len(timed),
+        "epochs_trained": sum(len(t.intermediate_values) for t in timed),
         "finished": finished,
         "first_trial_at": min(starts) if starts else None,
         "search_s": max((f[0] for f in finished), default=total_s),

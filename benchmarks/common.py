@@ -129,12 +129,23 @@ def install_fit_timer() -> None:
                     "seconds": seconds,
                     "callback_s": spent[0],
                     "epochs": len(history.epoch) if history is not None else None,
-                    **model_fingerprint(self, kwargs.get("batch_size")),
+                    **model_fingerprint(self, kwargs.get("batch_size") or _batch_of(args)),
                 }
             )
 
     timed_fit._bench_timed = True  # type: ignore[attr-defined]
     keras.Model.fit = timed_fit
+
+
+def _batch_of(args: tuple[Any, ...]) -> int | None:
+    """The batch size of a ``tf.data`` dataset handed to ``fit`` (automl's pipeline): its first batch's rows."""
+    if not args or not hasattr(args[0], "element_spec"):
+        return None
+    first = next(iter(args[0].take(1)))
+    rows = first[0] if isinstance(first, tuple) else first
+    import tensorflow as tf
+
+    return int(tf.nest.flatten(rows)[0].shape[0])
 
 
 def _time_callbacks(callbacks: list[Any], spent: list[float]) -> list[tuple[Any, str]]:
