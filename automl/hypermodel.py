@@ -386,6 +386,11 @@ def _overrides_fit(hypermodel: Any) -> bool:
     return True
 
 
+def tunes_in_fit(space: Any) -> bool:
+    """Whether the hypermodel overrides ``fit`` (where it may draw more params than ``build`` does)."""
+    return _overrides_fit(getattr(space, "hypermodel", None))
+
+
 def _keras_tuner_hypermodel() -> type | None:
     try:
         import keras_tuner

@@ -147,10 +147,14 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
     if config.hypermodel:
-        from automl.hypermodel import load_hypermodel
+        from automl.hypermodel import load_hypermodel, tunes_in_fit
 
         family, space = load_hypermodel(config.hypermodel)
         config = dataclasses.replace(config, family=family.name)
+        if config.isolation == "process" and tunes_in_fit(space):
+            # what fit() draws must reach this trial's Optuna params, which only this process can write
+            logger.warning("%s overrides fit(): its trials train in this process", config.hypermodel)
+            config = dataclasses.replace(config, isolation="none")
     else:
         family = families.get(config.family)
         space = resolve_space(config)

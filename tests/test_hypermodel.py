@@ -389,3 +389,43 @@ def test_cli_search_with_a_hypermodel_registers_its_champion(tmp_path: Path, hom
     assert len(children) == 2
     assert all(r.data.params["family"] == f"hypermodel:{module}:build" and "units" in r.data.params for r in children)
     assert str(client.get_model_version_by_alias("kt", "champion").version) == "1"
+
+
+def test_a_hypermodel_that_tunes_in_fit_trains_in_process_under_the_default_isolation(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What fit() draws reaches the trial's params even though trials default to a child process."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    monkeypatch.setenv("AUTOML_ISOLATION", "process")
+    module = tmp_path / "kt_fit.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            import keras
+
+            class FitModel:
+                def build(self, hp):
+                    model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 8, 32)),
+                                              keras.layers.Dense(3, activation="softmax")])
+                    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+                    return model
+
+                def fit(self, hp, model, *args, **kwargs):
+                    return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+
+            model = FitModel()
+            """
+        )
+    )
+    result = CliRunner().invoke(
+        app,
+        ["search", "--hypermodel", f"{module}:model", "--data", "demo:wine", "--trials", "2", "--epochs", "1",
+         "--study", "ktfit", "--home", str(home), "--quiet", "--no-report"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="ktfit", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert len(trials) == 2
+    assert all(t.params["batch_size"] in (16, 32) and "child_pid" not in t.user_attrs for t in trials)
