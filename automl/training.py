@@ -206,7 +206,14 @@ def fit_model(
     pipelines = tf_pipelines(data, batch_size)
     if pipelines is not None:
         train_batches, val_batches = pipelines
-        model.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=0, callbacks=callbacks)
+        model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=epochs,
+            shuffle=False,  # the pipeline draws a new permutation each epoch
+            verbose=0,
+            callbacks=callbacks,
+        )
         return
     model.fit(
         data.x_train,
