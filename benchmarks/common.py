@@ -20,6 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 FITS: list[dict[str, Any]] = []
 
 
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def load_data(seed: int = DATA_SEED) -> Any:
     """The digits split that automl itself trains on with ``SearchConfig(seed=seed)``."""
     from automl.data import load_dataset

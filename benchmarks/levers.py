@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_data, quiet_libraries, sample_configs
+from benchmarks.common import load_data, quiet_libraries, rss_mb, sample_configs
 
 RESULTS = Path(__file__).parent / "results"
 POLICIES = (
@@ -105,7 +105,6 @@ def run_policy(policy: str, configs: list[dict[str, Any]], epochs: int) -> dict[
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
     import keras
-    import numpy as np
 
     from automl.families.mlp import build_model
     from automl.training import TrainingData, compile_model, fit_model
@@ -155,15 +154,7 @@ def run_policy(policy: str, configs: list[dict[str, Any]], epochs: int) -> dict[
         end = time.perf_counter()
         fits.append(fit_end - fit_start)
         outside.append((fit_start - start) + (end - fit_end))
-    return {"policy": policy, "fit_s": fits, "outside_s": outside, "rss_mb": _rss_mb(), "n": int(np.size(fits))}
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return {"policy": policy, "fit_s": fits, "outside_s": outside, "rss_mb": rss_mb(), "n": len(fits)}
 
 
 def _policy_in_subprocess(policy: str, configs_path: Path, epochs: int) -> dict[str, Any]:

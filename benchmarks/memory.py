@@ -18,16 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import rss_mb
+
 RESULTS = Path(__file__).parent / "results"
 CHECKPOINTS = (10, 100, 200)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class _Sampler:
@@ -37,11 +31,11 @@ class _Sampler:
         self.samples: list[tuple[int, float]] = []
 
     def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None:
-        self.samples.append((0, _rss_mb()))
+        self.samples.append((0, rss_mb()))
 
     def on_progress(self, done: int, best: float | None, last: str) -> None:
         if last:
-            self.samples.append((done, _rss_mb()))
+            self.samples.append((done, rss_mb()))
 
     def on_finalize(self, message: str) -> None:
         pass
