@@ -80,6 +80,7 @@ class SearchConfig:
     isolation: Literal["none", "process"] = field(default_factory=default_isolation)  # type: ignore[assignment]
     hypermodel: str | None = None
     lint: bool = True
+    start: bool = True  # a new study first tries the space's starting configurations
     report: bool = True
     deterministic: bool = False
     oom_retry: bool = False

@@ -331,8 +331,19 @@ class HyperModelSpace:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    def start_points(
+        self, task: str, kind: str | None, fixed: Mapping[str, Any] | None = None, n_train: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A hypermodel brings no starting configurations: its own defaults are its start."""
+        return []
+
     def suggest(
-        self, trial: Any, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+        self,
+        trial: Any,
+        task: str,
+        fixed: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+        n_train: int | None = None,
     ) -> dict[str, Any]:
         """Draw one trial's params by running ``build(hp)`` with the trial behind ``hp``."""
         hp = HyperParameters(trial=trial, fixed=fixed)

@@ -91,3 +91,21 @@ class LastValue(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "index": self.index, "repeats": self.repeats}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class FeatureSteps(keras.layers.Layer):
+    """Every step of one feature of a window: (N, window, F) -> (N, window), e.g. for a linear autoregression."""
+
+    def __init__(self, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs[:, :, self.index]
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "index": self.index}

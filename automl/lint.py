@@ -153,8 +153,10 @@ def branches(
 
     add("all low", ExtremeTrial(high=False))
     add("all high", ExtremeTrial(high=True))
+    for i, point in enumerate(space.start_points(task, kind, fixed)):
+        add(f"start[{i}]", ExtremeTrial(high=False, values=point))
     for name, param in space.params.items():
-        if name in fixed:
+        if name in fixed or not param.searched:
             continue
         parents = _activating(space, name, task, kind)
         if parents is None:

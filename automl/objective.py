@@ -20,6 +20,7 @@ from automl.data import Dataset
 from automl.families import Family
 from automl.reproduce import provenance_tags
 from automl.spaces import Space
+from automl.study import ORIGIN_ATTR
 from automl.training import EpochLog, TrainingData, artifact_sink, train
 from automl.workers import worker_id
 
@@ -53,6 +54,11 @@ class TrialSettings:
     oom_retry: bool = False
 
 
+def trial_origin(trial: optuna.trial.BaseTrial) -> str:
+    """``start`` for a space's starting configuration (enqueued), ``search`` for a sampler's draw."""
+    return str(trial.user_attrs.get(ORIGIN_ATTR, "search"))
+
+
 def trial_seed(seed: int, number: int) -> int:
     """Each trial's own seed, so any trial can be retrained exactly."""
     return seed * 100_003 + number
@@ -84,7 +90,9 @@ class Objective:
         self._pending: Path | None = None
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        params = self.space.suggest(trial, self.dataset.task, self.settings.fixed, kind=self.dataset.spec.kind)
+        params = self.space.suggest(
+            trial, self.dataset.task, self.settings.fixed, kind=self.dataset.spec.kind, n_train=len(self.data.y_train)
+        )
         return {"family": self.family.name, **params}
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -98,7 +106,12 @@ class Objective:
             self.parent_run_id,
             trial.number,
             params,
-            {"automl.seed": str(seed), "automl.family": self.family.name, **self.provenance},
+            {
+                "automl.seed": str(seed),
+                "automl.family": self.family.name,
+                "automl.origin": trial_origin(trial),
+                **self.provenance,
+            },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         keras.utils.set_random_seed(seed)

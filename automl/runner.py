@@ -18,7 +18,16 @@ from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
 from automl.errors import AutoMLError, SpaceError
 from automl.interrupts import stop_on_signals
 from automl.spaces import Space, load_default_space, load_space
-from automl.study import FINISHED, count_finished, get_pruner, get_sampler, load_study, open_storage, open_study
+from automl.study import (
+    FINISHED,
+    count_finished,
+    enqueue_starts,
+    get_pruner,
+    get_sampler,
+    load_study,
+    open_storage,
+    open_study,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +251,10 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         return Session(
             config, store, family, space, fixed, dataset, metric, direction, tracker, study, str(parent_id), started
         )
+    if config.start and seed_offset == 0:  # only a new study starts from the space's known-good points
+        points = space.start_points(dataset.task, dataset.spec.kind, fixed, len(dataset.y_train))[: config.trials]
+        if enqueue_starts(study, points):
+            logger.info("first %d trial(s): starting configurations of %s", len(points), space.source)
     record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")}
     study.set_user_attr("config", record)
     study.set_user_attr("space_text", space.text)

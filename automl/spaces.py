@@ -16,6 +16,7 @@ from automl.errors import SpaceError
 
 TASKS = ("classification", "regression")
 CONTEXT_KEYS = ("task", "kind")  # conditions may name the task or the data kind (table, image, text, ...)
+N_TRAIN = "<n_train>"  # context entry a param may read: the training split's size
 Choice = str | int | float | bool | None
 
 
@@ -29,24 +30,86 @@ class TrialLike(Protocol):
     def suggest_categorical(self, name: str, choices: Sequence[Choice]) -> Any: ...
 
 
+def _listify_conditions(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+    return value
+
+
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid")
     when: dict[str, list[Choice]] | None = None
     help: str | None = None
+    # ``searched: false``: the param keeps ``default`` unless the user pins it (``--set``); e.g. label-changing
+    # augmentation that a user turns on knowingly
+    searched: bool = True
+    default: Choice = None
 
     @field_validator("when", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
-        return value
+        return _listify_conditions(value)
+
+    @model_validator(mode="after")
+    def _check_default(self) -> _Param:
+        if not self.searched:
+            self.check_value(self.default)
+        return self
+
+    def check_value(self, value: Any) -> None:
+        """Raise ``ValueError`` when ``value`` is not one this param can take."""
+        raise NotImplementedError
 
 
-class FloatParam(_Param):
-    type: Literal["float"]
+class Bounds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: float
+    high: float
+
+
+class _RangeParam(_Param):
+    """A numeric param whose range may depend on an earlier param: ``by: {optimizer: {sgd: {low, high}}}``."""
+
     low: float
     high: float
     log: bool = False
+    by: dict[str, dict[str, Bounds]] | None = None
+
+    @model_validator(mode="after")
+    def _check_by(self) -> _RangeParam:
+        if self.by is not None and len(self.by) != 1:
+            raise ValueError("by: name exactly one earlier param")
+        for bounds in self._all_bounds()[1:]:
+            _check_range(bounds.low, bounds.high, self.log, None)
+        return self
+
+    def _all_bounds(self) -> list[Bounds]:
+        extra = [b for table in (self.by or {}).values() for b in table.values()]
+        return [Bounds(low=self.low, high=self.high), *extra]
+
+    def bounds(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
+        """``(low, high)`` given the values chosen so far."""
+        for parent, table in (self.by or {}).items():
+            chosen = table.get(str(values.get(parent)))
+            if chosen is not None:
+                return self._cast(chosen.low), self._cast(chosen.high)
+        return self._cast(self.low), self._cast(self.high)
+
+    def _cast(self, value: float) -> Any:
+        return value
+
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a number")
+        if not any(b.low <= value <= b.high for b in self._all_bounds()):
+            raise ValueError(f"{value!r} is outside [{self.low}, {self.high}]")
+
+    def extremes(self, task: str) -> list[Any]:
+        return [self._cast(self.low), self._cast(self.high)]
+
+
+class FloatParam(_RangeParam):
+    type: Literal["float"]
     step: float | None = None
 
     @model_validator(mode="after")
@@ -54,21 +117,18 @@ class FloatParam(_Param):
         _check_range(self.low, self.high, self.log, self.step)
         return self
 
-    def suggest(self, trial: TrialLike, name: str, task: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+    def suggest(self, trial: TrialLike, name: str, task: str, values: Mapping[str, Any]) -> float:
+        low, high = self.bounds(values)
+        return trial.suggest_float(name, low, high, log=self.log, step=self.step)
 
     def coerce(self, raw: str) -> float:
         return float(raw)
 
-    def extremes(self, task: str) -> list[Any]:
-        return [self.low, self.high]
 
-
-class IntParam(_Param):
+class IntParam(_RangeParam):
     type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
+    low: int  # type: ignore[assignment]
+    high: int  # type: ignore[assignment]
     step: int = 1
 
     @model_validator(mode="after")
@@ -76,19 +136,28 @@ class IntParam(_Param):
         _check_range(self.low, self.high, self.log, self.step if self.step != 1 else None)
         return self
 
-    def suggest(self, trial: TrialLike, name: str, task: str) -> int:
-        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
+    def _cast(self, value: float) -> Any:
+        return int(value)
+
+    def suggest(self, trial: TrialLike, name: str, task: str, values: Mapping[str, Any]) -> int:
+        low, high = self.bounds(values)
+        return trial.suggest_int(name, low, high, log=self.log, step=self.step)
 
     def coerce(self, raw: str) -> int:
         return int(raw)
 
-    def extremes(self, task: str) -> list[Any]:
-        return [self.low, self.high]
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not an integer")
+        super().check_value(value)
 
 
 class CategoricalParam(_Param):
     type: Literal["categorical"]
     choices: list[Choice] | dict[Literal["classification", "regression"], list[Choice]]
+    # numeric choices above this share of the training rows are left out (e.g. batch sizes on a small data set);
+    # the smallest choice always stays
+    max_train_fraction: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> CategoricalParam:
@@ -107,8 +176,22 @@ class CategoricalParam(_Param):
             return self.choices[task]
         return self.choices
 
-    def suggest(self, trial: TrialLike, name: str, task: str) -> Any:
-        return trial.suggest_categorical(name, self.options(task))
+    def allowed(self, task: str, n_train: int | None) -> list[Choice]:
+        """The choices a training split of ``n_train`` rows allows (all of them without ``max_train_fraction``)."""
+        options = self.options(task)
+        if self.max_train_fraction is None or not n_train:
+            return options
+        limit = max(self.max_train_fraction * n_train, min(options))  # type: ignore[type-var]
+        return [o for o in options if o <= limit]  # type: ignore[operator]
+
+    def suggest(self, trial: TrialLike, name: str, task: str, values: Mapping[str, Any]) -> Any:
+        return trial.suggest_categorical(name, self.allowed(task, values.get(N_TRAIN)))
+
+    def check_value(self, value: Any) -> None:
+        lists = self.choices.values() if isinstance(self.choices, dict) else [self.choices]
+        if not any(value == o and type(value) is type(o) for options in lists for o in options):
+            valid = sorted({str(o) for options in lists for o in options})
+            raise ValueError(f"{value!r} is not one of {', '.join(valid)}")
 
     def coerce(self, raw: str) -> Any:
         lists = self.choices.values() if isinstance(self.choices, dict) else [self.choices]
@@ -126,8 +209,12 @@ class CategoricalParam(_Param):
 class BoolParam(_Param):
     type: Literal["bool"]
 
-    def suggest(self, trial: TrialLike, name: str, task: str) -> bool:
+    def suggest(self, trial: TrialLike, name: str, task: str, values: Mapping[str, Any]) -> bool:
         return bool(trial.suggest_categorical(name, [False, True]))
+
+    def check_value(self, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a bool (true/false)")
 
     def coerce(self, raw: str) -> bool:
         lowered = raw.lower()
@@ -178,6 +265,23 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class StartPoint(BaseModel):
+    """A known-good configuration a new study tries first; ``when`` may restrict it to a task or data kind."""
+
+    model_config = ConfigDict(extra="forbid")
+    when: dict[Literal["task", "kind"], list[Choice]] | None = None
+    params: dict[str, Choice]
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _listify_conditions(value)
+
+    def applies(self, task: str, kind: str | None) -> bool:
+        context = {"task": task, "kind": kind}
+        return all(context[k] in allowed for k, allowed in (self.when or {}).items())
+
+
 @dataclass(frozen=True)
 class Space:
     """A validated search space: ordered params, each maybe conditional on earlier ones or on the task."""
@@ -186,6 +290,7 @@ class Space:
     text: str
     params: dict[str, FloatParam | IntParam | CategoricalParam | BoolParam]
     family: str | None = None
+    starts: tuple[StartPoint, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -198,19 +303,56 @@ class Space:
         return all((values[k] if k in values else context.get(k, _MISSING)) in v for k, v in condition.items())
 
     def suggest(
-        self, trial: TrialLike, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+        self,
+        trial: TrialLike,
+        task: str,
+        fixed: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+        n_train: int | None = None,
     ) -> dict[str, Any]:
-        """Sample one flat params dict; inactive conditional params are left out, pinned ones kept."""
+        """Sample one flat params dict; inactive conditional params are left out, pinned ones kept.
+
+        ``n_train`` (the training split's size) bounds params that declare ``max_train_fraction``.
+        """
         fixed = fixed or {}
         values: dict[str, Any] = {}
+        context = {N_TRAIN: n_train}
         for name, param in self.params.items():
             if not self.is_active(name, values, task, kind):
                 continue
             try:
-                values[name] = fixed[name] if name in fixed else param.suggest(trial, name, task)
+                if name in fixed:
+                    values[name] = fixed[name]
+                elif not param.searched:
+                    values[name] = param.default
+                else:
+                    values[name] = param.suggest(trial, name, task, {**values, **context})
             except SpaceError as exc:
                 raise SpaceError(f"{self.source}: param '{name}': {exc}") from None
         return values
+
+    def start_points(
+        self, task: str, kind: str | None, fixed: Mapping[str, Any] | None = None, n_train: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The starting configurations that apply to this task and data kind, less the pinned params, once each.
+
+        A choice that ``n_train`` rules out (``max_train_fraction``) becomes the largest one it allows.
+        """
+        fixed = fixed or {}
+        points: list[dict[str, Any]] = []
+        for start in self.starts:
+            if not start.applies(task, kind):
+                continue
+            point = {k: v for k, v in start.params.items() if k not in fixed}
+            for name, value in point.items():
+                param = self.params[name]
+                if isinstance(param, CategoricalParam) and param.max_train_fraction and n_train:
+                    allowed = param.allowed(task, n_train)
+                    if value not in allowed:
+                        point[name] = max(o for o in allowed if o <= value) if min(allowed) <= value else allowed[0]
+            if point and point not in points:
+                points.append(point)
+        return points
 
     def parse_fixed(self, assignments: Sequence[str]) -> dict[str, Any]:
         """Turn ``--set name=value`` strings into typed pinned values."""
@@ -237,6 +379,10 @@ class Space:
             spec = param.model_dump(exclude_none=True, exclude={"help"})
             kind = spec.pop("type")
             when = spec.pop("when", None)
+            searched = spec.pop("searched")
+            default = spec.pop("default", None)
+            if not searched:
+                spec = {"fixed": default}
             rows.append({"name": name, "type": kind, "range": spec, "when": when, "help": param.help})
         return rows
 
@@ -261,14 +407,41 @@ def parse_space(text: str, source: str) -> Space:
         raise SpaceError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("params"), Mapping) or not raw["params"]:
         raise SpaceError(f"{source}: expected a mapping with a non-empty 'params' mapping")
-    unknown = set(raw) - {"family", "description", "params"}
+    unknown = set(raw) - {"family", "description", "params", "start"}
     if unknown:
         raise SpaceError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
     params: dict[str, Any] = {}
     for name, spec in raw["params"].items():
         params[str(name)] = _parse_param(str(name), spec, source, params)
     family = raw.get("family")
-    return Space(source=source, text=text, params=params, family=str(family) if family else None)
+    starts = _parse_starts(raw.get("start") or [], source, params)
+    return Space(source=source, text=text, params=params, family=str(family) if family else None, starts=starts)
+
+
+def _parse_starts(raw: Any, source: str, params: Mapping[str, Any]) -> tuple[StartPoint, ...]:
+    """Validate ``start:``: a list of ``{when: ..., params: {name: value}}`` whose values the space can take."""
+    if not isinstance(raw, list):
+        raise SpaceError(f"{source}: start: expected a list of {{when, params}} mappings")
+    starts = []
+    for i, item in enumerate(raw):
+        where = f"{source}: start[{i}]"
+        try:
+            start = StartPoint.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise SpaceError(f"{where}: {field + ': ' if field else ''}{first['msg']}") from None
+        for name, value in start.params.items():
+            if name not in params:
+                raise SpaceError(f"{where}: unknown param '{name}'")
+            if not params[name].searched:
+                raise SpaceError(f"{where}: param '{name}' is not searched; pin it with --set instead")
+            try:
+                params[name].check_value(value)
+            except ValueError as exc:
+                raise SpaceError(f"{where}: param '{name}': {exc}") from None
+        starts.append(start)
+    return tuple(starts)
 
 
 def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, Any]) -> Any:
@@ -288,6 +461,9 @@ def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, Any]) 
     for key in param.when or {}:  # type: ignore[attr-defined]
         if key not in earlier and key not in CONTEXT_KEYS:
             raise SpaceError(f"{where}: condition on unknown param '{key}' (it must be defined above '{name}')")
+    for key in getattr(param, "by", None) or {}:
+        if key not in earlier:
+            raise SpaceError(f"{where}: by: unknown param '{key}' (it must be defined above '{name}')")
     return param
 
 

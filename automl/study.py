@@ -101,6 +101,16 @@ def open_study(
     return study
 
 
+ORIGIN_ATTR = "origin"  # trial user attr: "start" for a family's starting configuration, else "search"
+
+
+def enqueue_starts(study: optuna.Study, points: list[dict[str, Any]]) -> int:
+    """Queue known-good configurations as a new study's first trials; the sampler fills any param they leave out."""
+    for point in points:
+        study.enqueue_trial(point, user_attrs={ORIGIN_ATTR: "start"})
+    return len(points)
+
+
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 

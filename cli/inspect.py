@@ -84,6 +84,7 @@ def _trial_row(trial: Any) -> dict[str, Any]:
     return {
         "number": trial.number,
         "state": trial.state.name,
+        "origin": trial.user_attrs.get("origin", "search"),
         "value": trial.value,
         "duration_s": duration,
         "params": trial.user_attrs.get("params") or trial.params,
@@ -102,12 +103,12 @@ def trials(study: Study, as_json: Json = False, home: Home = None, storage: Stor
         print(json.dumps(rows, indent=2, default=str))
         return
     metric = loaded.user_attrs.get("metric", "value")
-    table = Table("#", "state", f"val_{metric}", "duration", "params", title=f"study {study}")
+    table = Table("#", "state", "origin", f"val_{metric}", "duration", "params", title=f"study {study}")
     for row in rows:
         params = " ".join(f"{k}={_compact(v)}" for k, v in row["params"].items() if k != "family")
         value = "-" if row["value"] is None else f"{row['value']:.5g}"
         duration = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f}s"
-        table.add_row(str(row["number"]), row["state"], value, duration, params)
+        table.add_row(str(row["number"]), row["state"], row["origin"], value, duration, params)
     Console().print(table)
 
 

@@ -169,6 +169,13 @@ def search(
             "--lint/--no-lint", help="Build every branch of the space on a tiny input before the first trial."
         ),
     ] = True,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start/--no-start",
+            help="A new study first tries the space's known-good starting configurations (tagged origin=start).",
+        ),
+    ] = True,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Log the study's plots to the parent run at the end.")
     ] = True,
@@ -209,7 +216,7 @@ def search(
         target=target,
         task=task,
         study=study,
-        trials=trials or 20,
+        trials=20 if trials is None else trials,
         timeout=timeout,  # type: ignore[arg-type]
         epochs=epochs,
         seed=seed,
@@ -234,6 +241,7 @@ def search(
         oom_retry=oom_retry,
         hypermodel=hypermodel,
         lint=lint,
+        start=start,
         report=report,
         deterministic=deterministic,
         normal_label=normal_label,

@@ -10,7 +10,7 @@ import keras
 from automl.data import DataSpec
 from automl.families import Family
 from automl.families._heads import output_head
-from automl.layers import CapTokenIds, LastValue
+from automl.layers import CapTokenIds, FeatureSteps, LastValue
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OOV_ID = 1  # text preprocessors number padding 0 and out-of-vocabulary 1, then tokens by falling frequency
@@ -45,7 +45,9 @@ def recurrent_stack(x: Any, params: Mapping[str, Any]) -> Any:
 def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
     """(Text: embedding) -> recurrent stack -> Dropout? -> task head (``horizon`` outputs for forecasts).
 
-    Forecasts of a series are residual: the head corrects the last observed value of the target.
+    Forecasts of a series are residual: the head corrects the last observed value of the target. With
+    ``linear_skip``, a linear autoregression over the target's steps in the window is added too (it starts at zero),
+    so the model can learn the seasonal-naive forecast, or any other linear one, from the first epoch.
     """
     if spec.kind == "text":
         inputs, x = text_inputs(params, spec)
@@ -60,7 +62,15 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
         # forecast = last observed target + a learned correction; the series loader standardizes the target's
         # input column and the forecast targets with the same training statistics, so the two add up
         naive = LastValue(spec.extra["target_index"], spec.output_dim, name="last_value")(inputs)
-        outputs = keras.layers.Add(name="forecast", dtype="float32")([outputs, naive])
+        terms = [outputs, naive]
+        if params.get("linear_skip"):
+            steps = FeatureSteps(spec.extra["target_index"], name="target_steps")(inputs)
+            terms.append(
+                keras.layers.Dense(
+                    spec.output_dim, use_bias=False, kernel_initializer="zeros", dtype="float32", name="linear_skip"
+                )(steps)
+            )
+        outputs = keras.layers.Add(name="forecast", dtype="float32")(terms)
     return keras.Model(inputs, outputs, name="rnn")
 
 
