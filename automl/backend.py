@@ -39,3 +39,13 @@ def configure(threads: int | None = None, mixed_precision: bool = False) -> None
             pass
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def enable_determinism() -> None:
+    """Deterministic kernels under TensorFlow (a process-wide switch; it can slow training on GPUs)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

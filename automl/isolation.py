@@ -11,7 +11,7 @@ import os
 import signal
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from automl.data import DataSpec
-from automl.training import EpochLog, NonFiniteLoss, Reporter, TrainingData
+from automl.training import EpochLog, NonFiniteLoss, Reporter, RunOptions, TrainingData
 
 _CONTEXT: Any = None
 
@@ -45,6 +45,7 @@ class ChildJob:
     seed: int
     model_path: str
     threads: int | None
+    options: RunOptions = field(default_factory=RunOptions)
 
 
 def _context() -> Any:
@@ -122,6 +123,7 @@ def child_main(conn: Any, job: ChildJob) -> None:
                 job.monitor,  # type: ignore[arg-type]
                 job.direction,
                 report,
+                options=job.options,
             )
         if log.best_value is not None and not log.pruned:
             model.save(job.model_path)

@@ -8,7 +8,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,10 +18,10 @@ import optuna
 from automl import interrupts
 from automl.data import Dataset
 from automl.families import Family
-from automl.reproduce import provenance_tags
+from automl.reproduce import DETERMINISTIC_ATTR, provenance_tags
 from automl.spaces import Space
 from automl.study import ORIGIN_ATTR
-from automl.training import EpochLog, TrainingData, artifact_sink, train
+from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train
 from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class TrialSettings:
     checkpoint_dir: Path
     isolation: str = "none"
     oom_retry: bool = False
+    options: RunOptions = field(default_factory=RunOptions)
 
 
 def trial_origin(trial: optuna.trial.BaseTrial) -> str:
@@ -138,12 +139,15 @@ class Objective:
                         self.monitor,
                         self.settings.direction,
                         report,
+                        options=self.settings.options,
                     )
                 save = model.save
             if self.family.name.startswith("hypermodel:"):
                 trial.set_user_attr("params", params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
             trial.set_user_attr("fit_seconds", log.fit_seconds)
+            trial.set_user_attr("dtype_policies", log.dtype_policies)
+            trial.set_user_attr(DETERMINISTIC_ATTR, log.deterministic)
             if log.pruned:
                 self.tracker.finish_trial(run_id, "PRUNED", log.history, summary)
                 raise optuna.TrialPruned(f"pruned at epoch {len(log.history) - 1}")
@@ -198,6 +202,7 @@ class Objective:
             seed,
             str(model_path),
             None,
+            self.settings.options,
         )
 
         def started(pid: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 
+from automl.backend import enable_determinism
 from automl.config import SearchConfig, Store, resolve_store
 from automl.errors import AutoMLError, DataError, StoreError
 
@@ -50,16 +51,6 @@ def provenance_tags(space_sha256: str, data_sha256: str) -> dict[str, str]:
     tags = {SPACE_TAG: space_sha256, DATA_TAG: data_sha256}
     tags.update({f"{VERSION_TAG}{name}": version for name, version in package_versions().items()})
     return tags
-
-
-def enable_determinism() -> None:
-    """Deterministic kernels under TensorFlow (a process-wide switch; it can slow training on GPUs)."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def family_for(name: str) -> Any:
@@ -221,7 +212,7 @@ def reproduce(
     """
     import keras
 
-    from automl.training import TrainingData, train
+    from automl.training import RunOptions, TrainingData, train
 
     record = load_record(study_name, number, home, tracking_uri, storage)
     family = family_for(record.family)
@@ -240,6 +231,7 @@ def reproduce(
             record.epochs,
             record.monitor,
             record.direction,
+            options=RunOptions.of(record.config.mixed_precision, deterministic),
         )
     finally:
         keras.utils.clear_session()
@@ -302,6 +294,7 @@ def promote(
     from automl.objective import TrialSettings
     from automl.runner import best_model, evaluate
     from automl.tracking import TRIAL_NUMBER, Tracker
+    from automl.training import RunOptions
 
     record = load_record(study_name, number, home, tracking_uri, storage)
     parent_id = record.study.user_attrs.get("mlflow_parent_run_id")
@@ -321,6 +314,7 @@ def promote(
         direction=record.direction,
         fixed=dict(record.config.fixed),
         checkpoint_dir=record.store.checkpoints_dir / study_name,
+        options=RunOptions.of(record.config.mixed_precision, ran_deterministic(record)),
     )
     if ran_deterministic(record):
         enable_determinism()  # the retrain (when there is no checkpoint) runs the kernels the trial ran

@@ -186,10 +186,6 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         from automl.isolation import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
-    if config.mixed_precision:
-        from automl.backend import configure
-
-        configure(mixed_precision=True)
     dataset = load_dataset(config.data, **config.data_options())
     family.check_data(dataset.spec.kind, config.data)
     from automl.training import resolve_metric
@@ -201,7 +197,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
 
         lint_space(family, space, dataset.spec, fixed)  # a branch that cannot build fails here, before any trial
     if config.deterministic:
-        from automl.reproduce import enable_determinism
+        from automl.backend import enable_determinism
 
         enable_determinism()
 
@@ -274,6 +270,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
 
 def trial_settings(session: Session) -> Any:
     from automl.objective import TrialSettings
+    from automl.training import RunOptions
 
     return TrialSettings(
         epochs=session.config.epochs,
@@ -284,6 +281,7 @@ def trial_settings(session: Session) -> Any:
         checkpoint_dir=session.store.checkpoints_dir / session.config.study_name,
         isolation=session.config.isolation,
         oom_retry=session.config.oom_retry,
+        options=RunOptions.of(session.config.mixed_precision, session.config.deterministic),
     )
 
 
@@ -561,6 +559,7 @@ def best_model(
         settings.epochs,
         f"val_{settings.metric}",
         settings.direction,
+        options=settings.options,
     )
     return model, "retrained"
 

@@ -52,6 +52,38 @@ def log_trial_image(name: str, image: Any) -> None:
         log(name, image)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a trial's model runs, in whichever process trains it: its dtype policy and deterministic kernels.
+
+    Applied right before each build: Keras resets the global dtype policy on ``clear_session()``, and a child
+    process starts with the defaults, so a setting made once in the parent would not reach every trial.
+    """
+
+    precision: str = "float32"  # a Keras dtype policy: float32, mixed_float16, mixed_bfloat16
+    deterministic: bool = False
+
+    @classmethod
+    def of(cls, mixed_precision: bool, deterministic: bool) -> RunOptions:
+        return cls("mixed_float16" if mixed_precision else "float32", deterministic)
+
+    def apply(self) -> None:
+        keras.config.set_dtype_policy(self.precision)
+        if self.deterministic:
+            from automl.backend import enable_determinism
+
+            enable_determinism()
+
+
+def determinism_enabled() -> bool:
+    """Whether this process runs TensorFlow's deterministic kernels (always False on other backends)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from tensorflow.python.framework import config  # the public API can switch it on but not read it
+
+    return bool(config.is_op_determinism_enabled())
+
+
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or Inf."""
 
@@ -151,6 +183,9 @@ class EpochLog:
     best_value: float | None = None
     pruned: bool = False
     fit_seconds: float = 0.0
+    # what the trained model ran with, read off the model and the process that trained it
+    dtype_policies: list[str] = field(default_factory=list)
+    deterministic: bool = False
 
 
 class EpochCallback(keras.callbacks.Callback):
@@ -267,8 +302,14 @@ def train(
     monitor: str,
     direction: str,
     report: Reporter | None = None,
+    options: RunOptions | None = None,
 ) -> tuple[keras.Model, EpochLog]:
-    """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log."""
+    """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log.
+
+    ``options`` (dtype policy, determinism) are applied before the build; None leaves the process as it is.
+    """
+    if options is not None:
+        options.apply()
     model = family.build(params, dataset.spec)
     compile_fn = getattr(family, "compile", None)
     if compile_fn is not None:
@@ -276,6 +317,8 @@ def train(
     else:
         compile_model(model, params, dataset.task)
     callback = EpochCallback(monitor, direction, data.y_std, report)
+    callback.log.dtype_policies = sorted({layer.dtype_policy.name for layer in model.layers})
+    callback.log.deterministic = determinism_enabled()
     fit = family.fit or fit_model
     start = time.perf_counter()
     try:

@@ -69,35 +69,27 @@ def test_search_and_predict_on_jax(tmp_path: Path) -> None:
     assert labels.startswith("[") and "class_" in labels
 
 
-def test_mixed_precision_search_trains_in_float16(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_mixed_precision_and_determinism_reach_every_trial(tmp_path: Path, isolation: str) -> None:
+    """On the default path (lint on, a child process per trial) and in process: read off the trained models."""
+    import optuna
+
     home = tmp_path / "store"
-    env = {**_env(home), "KERAS_BACKEND": "tensorflow"}
+    env = {**_env(home), "KERAS_BACKEND": "tensorflow", "AUTOML_ISOLATION": isolation}
+    args = ["search", "--data", "demo:wine", "--trials", "2", "--epochs", "1", "--study", "mp"]
     search = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "search",
-            "--data",
-            "demo:wine",
-            "--trials",
-            "1",
-            "--epochs",
-            "1",
-            "--study",
-            "mp",
-            "--mixed-precision",
-            "--quiet",
-            "--json",
-            "--no-report",
-            "--no-lint",
-        ],
+        [sys.executable, "-m", "cli.main", *args, "--mixed-precision", "--deterministic", "--quiet", "--no-report"],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert search.returncode == 0, search.stderr[-3000:]
+    trials = optuna.load_study(study_name="mp", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert len(trials) == 2
+    for trial in trials:
+        assert "mixed_float16" in trial.user_attrs["dtype_policies"], trial.user_attrs["dtype_policies"]
+        assert trial.user_attrs["deterministic_ops"] is True
     import automl
 
     model = automl.load_model("models:/mp@champion", home=str(home))
