@@ -168,6 +168,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         family = families.get(config.family)
         space = resolve_space(config)
     fixed = pin_params(space, dict(config.fixed))
+    get_sampler(config.sampler), get_pruner(config.pruner, config.epochs)  # an unknown name fails before any store
     if config.trials < 1:
         raise AutoMLError(f"--trials must be at least 1 (got {config.trials})")
     if config.epochs < 1:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+try:  # Typer >= 0.22 ships its own copy of Click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer on plain Click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from automl.logs import quiet_libraries
 from cli import ecosystem, generative, inspect, models
@@ -33,8 +40,21 @@ app.command("encode")(generative.encode)
 
 
 def main() -> None:
+    """The console script: a usage mistake (a bad flag or value) is one ``automl: error:`` line and exit 2."""
     quiet_libraries()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # no arguments: the help text, as before
+        sys.exit(exc.exit_code)
+    except click_exceptions.UsageError as exc:
+        where = f"{exc.ctx.info_name}: " if exc.ctx is not None and exc.ctx.parent is not None else ""
+        print(f"automl: error: {where}{' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.Abort:
+        print("automl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -275,6 +275,36 @@ def test_loss_metric_refused_while_loss_is_searched(home: Path, regression_csv: 
     _nothing_created(home)
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--sampler", "nosuch", "unknown sampler 'nosuch'"),
+        ("--pruner", "nosuch", "unknown pruner 'nosuch'"),
+        ("--trials", "0", "--trials must be at least 1"),
+    ],
+)
+def test_bad_search_settings_are_refused_before_any_store(
+    home: Path, table_csv: Path, flag: str, value: str, fragment: str
+) -> None:
+    assert fragment in _bad(home, "search", "--data", str(table_csv), "--target", "y", flag, value)
+    _nothing_created(home)
+
+
+def test_a_usage_mistake_is_one_line_from_the_console_script(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for args, fragment in [
+        (["search", "--seed", "abc", "--data", "x"], "search: Invalid value for '--seed'"),
+        (["search", "--bogus"], "search: No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+    ]:
+        done = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("automl: error: ") and fragment in lines[0], done.stderr
+
+
 def test_unknown_metric(home: Path, table_csv: Path) -> None:
     assert "'r2'" in _bad(home, "search", "--data", str(table_csv), "--target", "y", "--metric", "r2")
 
