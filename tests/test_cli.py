@@ -342,5 +342,18 @@ def test_predict_bad_inputs_keep_the_store(searched: dict[str, Path], tmp_path: 
     assert "nomodel" in _bad(
         home, "predict", "--model", "models:/nomodel@champion", "--data", str(partial), "--output", out
     )
+    bad_number = tmp_path / "bad_number.csv"
+    frame = pd.read_csv(searched["data"]).head(5)
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[3, "x1"] = "twelve"
+    frame.to_csv(bad_number, index=False)
+    line = _bad(home, "predict", "--model", "models:/s@champion", "--data", str(bad_number), "--output", out)
+    assert "'x1'" in line and "row 4" in line and "'twelve'" in line
+    header_only = tmp_path / "header_only.csv"
+    frame.iloc[:0].to_csv(header_only, index=False)
+    assert "no rows" in _bad(
+        home, "predict", "--model", "models:/s@champion", "--data", str(header_only), "--output", out
+    )
+    assert not Path(out).exists()
     after = len(json.loads(invoke("trials", "--study", "s", "--home", str(home), "--json").stdout))
     assert after == before

@@ -193,8 +193,9 @@ def series_to_inputs(metadata: dict[str, Any], raw: Any) -> np.ndarray:
             raise DataError(f"input is missing column(s): {', '.join(missing)}")
         if len(raw) < window:
             raise DataError(f"the series has {len(raw)} rows, shorter than its window ({window})")
-        values = raw[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float32")
-        return sliding_windows(values, window)
+        from automl.data.tabular import numeric_values
+
+        return sliding_windows(numeric_values(raw, columns), window)
     x = np.asarray(raw, dtype="float32")
     if x.ndim == 2:
         x = x[None]

@@ -212,6 +212,26 @@ def build_preprocessor(
     return keras.Model(inputs, output, name="preprocess")
 
 
+def numeric_values(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as float32; a value that is not a number is refused (column, row, value), never made NaN.
+
+    Missing values (empty, NaN) stay NaN: the model imputes them as it did in training.
+    """
+    if len(frame) == 0:
+        raise DataError("input has no rows")
+    values = frame[columns]
+    numbers = values.apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna() & values.notna() & ~values.astype(str).apply(lambda c: c.str.strip().eq("")).to_numpy()
+    if bad.to_numpy().any():
+        column = str(bad.any().idxmax())
+        row = int(np.argmax(bad[column].to_numpy()))
+        raise DataError(
+            f"column '{column}' must be numeric: row {row + 1} holds {values[column].iloc[row]!r} "
+            f"({int(bad[column].sum())} such value(s) in the column)"
+        )
+    return numbers.to_numpy(dtype="float32")
+
+
 @register_adapter("table")
 def frame_to_inputs(metadata: dict[str, Any], frame: Any) -> dict[str, np.ndarray]:
     """A DataFrame of raw feature columns -> the exported model's named inputs."""
@@ -222,10 +242,11 @@ def frame_to_inputs(metadata: dict[str, Any], frame: Any) -> dict[str, np.ndarra
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataError(f"input is missing column(s): {', '.join(missing)}")
+    if len(frame) == 0:
+        raise DataError("input has no rows")
     inputs: dict[str, np.ndarray] = {}
     if metadata["numeric_columns"]:
-        numbers = frame[metadata["numeric_columns"]].apply(pd.to_numeric, errors="coerce")
-        inputs["numeric"] = numbers.to_numpy(dtype="float32")
+        inputs["numeric"] = numeric_values(frame, metadata["numeric_columns"])
     for i, column in enumerate(metadata["categorical_columns"]):
         inputs[f"cat_{i}"] = _text(frame[column]).to_numpy(dtype=str).reshape(-1, 1)
     return inputs
