@@ -155,6 +155,10 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     """
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
+    if not store.local_tracking:  # a server that does not answer fails in seconds, before data and lint
+        from automl.tracking import check_server
+
+        check_server(store.tracking_uri)
     if config.hypermodel:
         from automl.hypermodel import load_hypermodel, tunes_in_fit
 

@@ -37,7 +37,7 @@ MAX_PARAM_LENGTH = 6000
 SERVER_TIMEOUT_S = 10
 
 
-def _check_server(uri: str) -> None:
+def check_server(uri: str) -> None:
     """Fail fast, with the URI in the message, when a tracking server does not answer."""
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S) as response:
@@ -56,7 +56,7 @@ def connect(store: Store) -> MlflowClient:
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        _check_server(uri)
+        check_server(uri)
     fresh: Path | None = None
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))

@@ -23,6 +23,9 @@ def families(ctx: typer.Context, as_json: Json = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from automl import families as registry
+    from automl.logs import import_backend_quietly
+
+    import_backend_quietly()
 
     rows = []
     for name in registry.names():
@@ -46,6 +49,9 @@ def show(
 ) -> None:
     """Print a family's default search space."""
     from automl import families as registry
+    from automl.logs import import_backend_quietly
+
+    import_backend_quietly()
     from automl.spaces import load_default_space
 
     registry.get(name)
