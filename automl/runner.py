@@ -481,13 +481,26 @@ def _summary(session: Session, stopped_reason: str | None) -> SearchResult:
 
 def finalize(session: Session, stopped_reason: str | None, progress: ProgressReporter | None = None) -> SearchResult:
     """Register the best trial's model, test it once on the test split, close the parent run."""
-    study, tracker, config = session.study, session.tracker, session.config
-    register_name = config.register_name or config.study_name
+    study, tracker = session.study, session.tracker
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         reason = stopped_reason or "no trial completed"
         tracker.finish_study(session.parent_id, {}, {"automl.stopped": reason}, "FAILED")
         result = _summary(session, reason)
         return result
+    try:
+        return _register_best(session, stopped_reason, progress)
+    except BaseException as exc:
+        # the parent run must not stay RUNNING, and the study must not look registered by this search
+        reason = " ".join(f"registering the best model failed: {type(exc).__name__}: {exc}".split())[:500]
+        study.set_user_attr("registration_error", reason)
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        tracker.finish_study(session.parent_id, {}, {"automl.stopped": reason}, status)
+        raise
+
+
+def _register_best(session: Session, stopped_reason: str | None, progress: ProgressReporter | None) -> SearchResult:
+    study, tracker, config = session.study, session.tracker, session.config
+    register_name = config.register_name or config.study_name
     best = study.best_trial
     if progress is not None:
         progress.on_finalize(f"registering trial {best.number} as {register_name}@champion")
@@ -517,6 +530,7 @@ def finalize(session: Session, stopped_reason: str | None, progress: ProgressRep
         tracker.log_image(session.parent_id, image, name)
     study.set_user_attr("model_uri", model_uri)
     study.set_user_attr("register_name", register_name)
+    study.set_user_attr("registration_error", None)
     study.set_user_attr("test_metrics", test_metrics)
     if config.report:
         from automl.report import log_report

@@ -130,6 +130,7 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
     except ValueError:
         raise AutoMLError(f"study '{study}' has no completed trial yet") from None
     register_name = loaded.user_attrs.get("register_name", study)
+    model_uri = loaded.user_attrs.get("model_uri")
     data = {
         "study": study,
         "number": trial.number,
@@ -137,8 +138,9 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
         "metric": f"val_{loaded.user_attrs.get('metric', 'value')}",
         "direction": loaded.direction.name.lower(),
         "params": trial.user_attrs.get("params") or trial.params,
-        "model_uri": loaded.user_attrs.get("model_uri"),
-        "champion_uri": f"models:/{register_name}@champion",
+        "model_uri": model_uri,
+        "champion_uri": f"models:/{register_name}@champion" if model_uri else None,
+        "registration_error": loaded.user_attrs.get("registration_error"),
         "test_metrics": loaded.user_attrs.get("test_metrics", {}),
         "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
     }
@@ -151,4 +153,9 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
         console.print(f"  {key} = {_compact(value)}")
     for key, value in data["test_metrics"].items():
         console.print(f"  {key} = {value:.6g}")
-    console.print(f"  model: {data['model_uri']}  (alias: {data['champion_uri']})")
+    if model_uri:
+        console.print(f"  model: {model_uri}  (alias: {data['champion_uri']})")
+    else:
+        console.print(f"  model: none registered ({data['registration_error'] or 'the search has not registered one'})")
+    if model_uri and data["registration_error"]:
+        console.print(f"  the last search did not register a new one: {data['registration_error']}")

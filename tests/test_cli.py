@@ -367,3 +367,28 @@ def test_listing_commands_leave_stderr_empty() -> None:
         done = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stderr == "", done.stderr
         assert "cnn" in done.stdout
+
+
+def test_a_failed_registration_closes_the_parent_run_and_best_says_so(
+    home: Path, table_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl.errors import StoreError
+    from automl.tracking import Tracker
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise StoreError("model upload failed: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(Tracker, "log_best_model", disk_full)
+    args = ["search", "--data", str(table_csv), "--target", "y", "--trials", "1", "--epochs", "1", "--study", "f"]
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]  # after the progress bar's lines
+    assert last.startswith("automl: error: ") and "No space left on device" in last
+    c = client(home)
+    parent = c.search_runs([c.get_experiment_by_name("f").experiment_id], "tags.`automl.role` = 'study'")[0]
+    assert parent.info.status == "FAILED"
+    assert "No space left on device" in parent.data.tags["automl.stopped"]
+    shown = json.loads(invoke("best", "--study", "f", "--home", str(home), "--json").stdout)
+    assert shown["model_uri"] is None and shown["champion_uri"] is None
+    assert "No space left on device" in shown["registration_error"]
+    assert "none registered" in invoke("best", "--study", "f", "--home", str(home)).stdout
