@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,7 +16,7 @@ import optuna
 from automl import families, interrupts
 from automl.config import SearchConfig, Store, resolve_store
 from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
-from automl.errors import AutoMLError, SpaceError
+from automl.errors import AutoMLError, SpaceError, StoreError
 from automl.interrupts import stop_on_signals
 from automl.spaces import Space, load_default_space, load_space
 from automl.study import (
@@ -67,6 +68,16 @@ def resolve_space(config: SearchConfig) -> Space:
     if space.family and space.family != config.family and config.space:
         logger.info("space %s was written for family %s; using it with %s", config.space, space.family, config.family)
     return space
+
+
+def check_writable(home: Path) -> None:
+    """Refuse, before anything is loaded or created, a home whose nearest existing folder cannot be written."""
+    folder = home
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        what = "is not a folder" if folder.exists() and not folder.is_dir() else "cannot be written"
+        raise StoreError(f"{home}: the store cannot be created here ({folder} {what})")
 
 
 def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +166,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     """
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
+    check_writable(store.home)
     if not store.local_tracking:  # a server that does not answer fails in seconds, before data and lint
         from automl.tracking import check_server
 
@@ -210,8 +222,11 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     from automl.tracking import Tracker
 
     if store.local_tracking or store.storage.startswith(("sqlite", "journal:")):
-        store.home.mkdir(parents=True, exist_ok=True)
-        tune_sqlite_under(store.home)
+        try:
+            store.home.mkdir(parents=True, exist_ok=True)
+            tune_sqlite_under(store.home)
+        except OSError as exc:
+            raise StoreError(f"{store.home}: the store cannot be written here ({exc.strerror or exc})") from None
     tracker = Tracker(store, config.study_name)
     storage = open_storage(store.storage)
     if store.storage.startswith("sqlite") and config.workers > 2:
@@ -556,8 +571,6 @@ def best_model(
     best: optuna.trial.FrozenTrial, family: families.Family, dataset: Dataset, settings: Any
 ) -> tuple[Any, str]:
     """The best trial's network at its best epoch: its checkpoint, else retrained with its seed."""
-    from pathlib import Path
-
     from automl.export import load_keras_file
 
     path = best.user_attrs.get("checkpoint")

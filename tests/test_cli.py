@@ -392,3 +392,16 @@ def test_a_failed_registration_closes_the_parent_run_and_best_says_so(
     assert shown["model_uri"] is None and shown["champion_uri"] is None
     assert "No space left on device" in shown["registration_error"]
     assert "none registered" in invoke("best", "--study", "f", "--home", str(home)).stdout
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only_fs"])
+def test_an_unwritable_home_is_one_line_naming_it(tmp_path: Path, table_csv: Path, where: str) -> None:
+    if where == "under_a_file":
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        home = blocker / "store"
+    else:  # sysfs refuses new folders even to root
+        home = Path("/sys/automl-test-home")
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y")
+    assert str(home) in line and "cannot be" in line
+    assert not home.exists()
