@@ -25,6 +25,17 @@ def quiet_libraries(level: int = logging.WARNING) -> None:
     import optuna
 
     optuna.logging.set_verbosity(level)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
+class _NoTraceback(logging.Filter):
+    """Optuna logs a failed trial with its traceback; the trial keeps it (MLflow, user attrs), the terminal a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 @contextmanager

@@ -73,6 +73,7 @@ def test_sigterm_fails_the_trial_kills_its_run_and_resume_carries_on(home: Path,
     assert time.monotonic() - sent < 30, "the process must exit promptly"
     assert process.returncode not in (0, None), stderr
     assert "interrupted" in stderr
+    assert "Traceback" not in stderr  # --quiet: the trial's run keeps the traceback, the terminal gets lines
     study = _study(home, "sig")
     assert study is not None and study.get_trials()[0].state == FAIL
     runs = _runs(home, "sig")
