@@ -42,6 +42,9 @@ class TrialTracker(Protocol):
     ) -> None: ...
 
 
+EpochListener = Callable[[int, int, int, float], None]  # (trial number, epoch, epochs, objective value)
+
+
 @dataclass
 class TrialSettings:
     epochs: int
@@ -76,7 +79,9 @@ class Objective:
         settings: TrialSettings,
         tracker: TrialTracker,
         parent_run_id: str,
+        on_epoch: EpochListener | None = None,
     ) -> None:
+        self.on_epoch = on_epoch
         self.family = family
         self.space = space
         self.dataset = dataset
@@ -118,6 +123,8 @@ class Objective:
         keras.utils.set_random_seed(seed)
 
         def report(epoch: int, value: float) -> bool:
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, epoch, self.settings.epochs, value)
             trial.report(value, epoch)
             return trial.should_prune()
 

@@ -34,7 +34,10 @@ logger = logging.getLogger(__name__)
 
 
 class ProgressReporter(Protocol):
-    """How the CLI (or a notebook) sees a search go by; the library itself never prints."""
+    """How the CLI (or a notebook) sees a search go by; the library itself never prints.
+
+    A reporter may also have ``on_epoch(trial, epoch, epochs, value)``: each epoch of the running trial.
+    """
 
     def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None: ...
     def on_progress(self, done: int, best: float | None, last: str) -> None: ...
@@ -312,7 +315,13 @@ def run_trials(session: Session, quota: int, progress: ProgressReporter | None =
 
     reap_dead_trials(session.study, session.tracker.kill_trial)
     objective = Objective(
-        session.family, session.space, session.dataset, trial_settings(session), session.tracker, session.parent_id
+        session.family,
+        session.space,
+        session.dataset,
+        trial_settings(session),
+        session.tracker,
+        session.parent_id,
+        on_epoch=getattr(progress, "on_epoch", None),
     )
     limiter = _Quota(quota, session.config.max_failures, progress)
     with stop_on_signals():

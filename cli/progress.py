@@ -13,6 +13,10 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _epoch_text(trial: int, epoch: int, epochs: int, value: float) -> str:
+    return f"running #{trial} epoch {epoch + 1}/{epochs} val {_fmt(value)}"
+
+
 class RichProgress:
     """Trials done / total, best so far, the last trial's value and state, and the ETA."""
 
@@ -22,7 +26,7 @@ class RichProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}  last {task.fields[last]}"),
+            TextColumn("best {task.fields[best]}  last {task.fields[last]}  {task.fields[running]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
@@ -33,7 +37,10 @@ class RichProgress:
 
     def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None:
         self.bar.start()
-        self.task = self.bar.add_task(study, total=total, completed=done, best="-", last="-")
+        self.task = self.bar.add_task(study, total=total, completed=done, best="-", last="-", running="")
+
+    def on_epoch(self, trial: int, epoch: int, epochs: int, value: float) -> None:
+        self.bar.update(self.task, running=_epoch_text(trial, epoch, epochs, value))
 
     def on_progress(self, done: int, best: float | None, last: str) -> None:
         self.bar.update(self.task, completed=done, best=_fmt(best), last=last or "-")
@@ -44,10 +51,15 @@ class RichProgress:
 
 
 class PlainProgress:
-    """One line per trial on stderr (for logs and CI)."""
+    """One line per trial on stderr (for logs and CI); with ``verbose``, one per epoch too."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         self.total = 0
+        self.verbose = verbose
+
+    def on_epoch(self, trial: int, epoch: int, epochs: int, value: float) -> None:
+        if self.verbose:
+            print(_epoch_text(trial, epoch, epochs, value), file=sys.stderr, flush=True)
 
     def on_start(self, study: str, total: int, done: int, direction: str, metric: str) -> None:
         self.total = total

@@ -17,10 +17,11 @@ from cli.progress import PlainProgress, RichProgress
 Trials = Annotated[int | None, typer.Option("--trials", help="Trials to run (finished COMPLETE or PRUNED).")]
 Timeout = Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="With --quiet: a line per epoch, not only per trial.")]
 
 
-def _progress(quiet: bool) -> RichProgress | PlainProgress:
-    return PlainProgress() if quiet else RichProgress()
+def _progress(quiet: bool, verbose: bool = False) -> RichProgress | PlainProgress:
+    return PlainProgress(verbose) if quiet else RichProgress()
 
 
 def _print_result(result: object, as_json: bool) -> None:
@@ -186,6 +187,7 @@ def search(
         ),
     ] = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
     as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
@@ -246,7 +248,7 @@ def search(
         deterministic=deterministic,
         normal_label=normal_label,
     )
-    result = run_search(config, _progress(quiet))
+    result = run_search(config, _progress(quiet, verbose))
     _print_result(result, as_json)
     _exit_code(result)
 
@@ -259,6 +261,7 @@ def resume(
     ] = None,
     timeout: Timeout = None,
     quiet: Quiet = False,
+    verbose: Verbose = False,
     as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
@@ -275,7 +278,7 @@ def resume(
         home=home,
         tracking_uri=tracking_uri,
         storage=storage,
-        progress=_progress(quiet),
+        progress=_progress(quiet, verbose),
         trials=trials,
         timeout=timeout,
     )
@@ -292,6 +295,7 @@ def worker(
     ] = None,
     register: Annotated[bool, typer.Option("--register", help="Register the study's best model when done.")] = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
     as_json: Json = False,
     home: Home = None,
     tracking_uri: TrackingUri = None,
@@ -309,7 +313,7 @@ def worker(
         storage=storage,
         trials=trials,
         register=register,
-        progress=_progress(quiet),
+        progress=_progress(quiet, verbose),
     )
     if as_json:
         _print_result(result, as_json)

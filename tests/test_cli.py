@@ -405,3 +405,14 @@ def test_an_unwritable_home_is_one_line_naming_it(tmp_path: Path, table_csv: Pat
     line = _bad(home, "search", "--data", str(table_csv), "--target", "y")
     assert str(home) in line and "cannot be" in line
     assert not home.exists()
+
+
+def test_progress_shows_the_running_trials_epochs(home: Path, table_csv: Path) -> None:
+    args = ["search", "--data", str(table_csv), "--target", "y", "--trials", "1", "--epochs", "2", "--no-report"]
+    verbose = runner.invoke(app, [*args, "--study", "v", "--home", str(home), "--quiet", "-v"])
+    assert verbose.exit_code == 0, verbose.output
+    assert "running #0 epoch 1/2 val" in verbose.stderr and "running #0 epoch 2/2 val" in verbose.stderr
+    quiet = runner.invoke(app, [*args, "--study", "q", "--home", str(home), "--quiet"])
+    assert quiet.exit_code == 0 and "epoch" not in quiet.stderr
+    bar = runner.invoke(app, [*args, "--study", "b", "--home", str(home)], terminal_width=200)
+    assert bar.exit_code == 0 and "running #0 epoch 2/2 val" in bar.stderr
