@@ -19,6 +19,7 @@ from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
 from automl.errors import AutoMLError, SpaceError, StoreError
 from automl.interrupts import stop_on_signals
 from automl.spaces import Space, load_default_space, load_space
+from automl.sqlite_tuning import check_readable
 from automl.study import (
     FINISHED,
     count_finished,
@@ -170,6 +171,9 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     started = time.perf_counter()
     store = resolve_store(config.home, config.tracking_uri, config.storage)
     check_writable(store.home)
+    for uri, what in ((store.tracking_uri, "MLflow store"), (store.storage, "Optuna storage")):
+        if uri.startswith("sqlite:///"):  # a corrupt file: one line now, not minutes of retries later
+            check_readable(Path(uri.removeprefix("sqlite:///")), what)
     if not store.local_tracking:  # a server that does not answer fails in seconds, before data and lint
         from automl.tracking import check_server
 

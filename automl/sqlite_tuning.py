@@ -44,6 +44,19 @@ def tune_sqlite_under(home: Path) -> None:
     _ROOTS.add(str(home.resolve()))
 
 
+def check_readable(path: Path, what: str) -> None:
+    """Refuse, in one line and at once, a sqlite file that is not a database (libraries would retry for minutes)."""
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        from automl.errors import StoreError
+
+        raise StoreError(f"{path}: the {what} cannot be read: {exc}") from None
+
+
 def _template_path() -> Path | None:
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "automl"

@@ -54,6 +54,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            from automl.sqlite_tuning import check_readable
+
+            check_readable(Path(url.removeprefix("sqlite:///")), "Optuna storage")
         if url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
         else:
@@ -66,6 +72,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
         return storage
+    except StoreError:
+        raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types; the user must see the URL
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"Optuna storage '{url}' cannot be used: {reason}") from None

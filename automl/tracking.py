@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from automl.config import Store
 from automl.errors import StoreError
-from automl.sqlite_tuning import save_mlflow_template, seed_mlflow_db
+from automl.sqlite_tuning import check_readable, save_mlflow_template, seed_mlflow_db
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def connect(store: Store) -> MlflowClient:
     fresh: Path | None = None
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
+        check_readable(path, "MLflow store")
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() and not seed_mlflow_db(path):
             fresh = path  # MLflow migrates it now; keep the result as the template for the next new home

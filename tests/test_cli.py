@@ -416,3 +416,13 @@ def test_progress_shows_the_running_trials_epochs(home: Path, table_csv: Path) -
     assert quiet.exit_code == 0 and "epoch" not in quiet.stderr
     bar = runner.invoke(app, [*args, "--study", "b", "--home", str(home)], terminal_width=200)
     assert bar.exit_code == 0 and "running #0 epoch 2/2 val" in bar.stderr
+
+
+@pytest.mark.parametrize("name", ["mlflow.db", "optuna.db"])
+def test_a_corrupt_store_is_one_line_naming_the_file(home: Path, table_csv: Path, name: str) -> None:
+    (home / name).write_bytes(b"this is not a sqlite database" * 100)
+    start = time.monotonic()
+    line = _bad(home, "search", "--data", str(table_csv), "--target", "y")
+    assert str(home / name) in line and "cannot be read" in line
+    assert time.monotonic() - start < 30
+    assert (home / name).read_bytes().startswith(b"this is not")  # left as it was
