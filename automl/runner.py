@@ -109,10 +109,14 @@ def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[st
 
 
 class _Quota:
-    """Stop after this process finished ``quota`` trials, or after ``max_failures`` failures in a row."""
+    """Stop after this process finished ``quota`` trials, when the whole study has ``budget`` finished trials
+    (every worker on it counts), or after ``max_failures`` failures in a row."""
 
-    def __init__(self, quota: int, max_failures: int, progress: ProgressReporter | None) -> None:
+    def __init__(
+        self, quota: int, max_failures: int, progress: ProgressReporter | None, budget: int | None = None
+    ) -> None:
         self.quota = quota
+        self.budget = budget
         self.max_failures = max_failures
         self.progress = progress
         self.finished = 0
@@ -134,7 +138,7 @@ class _Quota:
                 f"(last error: {trial.user_attrs.get('error', 'unknown')})"
             )
             study.stop()
-        elif self.finished >= self.quota:
+        elif self.finished >= self.quota or (self.budget is not None and count_finished(study) >= self.budget):
             study.stop()
 
 
@@ -312,8 +316,10 @@ def trial_settings(session: Session) -> Any:
     )
 
 
-def run_trials(session: Session, quota: int, progress: ProgressReporter | None = None) -> str | None:
-    """Run ``quota`` finished trials in this process; returns why it stopped early, if it did."""
+def run_trials(
+    session: Session, quota: int, progress: ProgressReporter | None = None, budget: int | None = None
+) -> str | None:
+    """Run ``quota`` finished trials in this process (fewer once the study has ``budget``); why it stopped early."""
     from automl.objective import Objective
     from automl.workers import reap_dead_trials
 
@@ -327,7 +333,7 @@ def run_trials(session: Session, quota: int, progress: ProgressReporter | None =
         session.parent_id,
         on_epoch=getattr(progress, "on_epoch", None),
     )
-    limiter = _Quota(quota, session.config.max_failures, progress)
+    limiter = _Quota(quota, session.config.max_failures, progress, budget)
     with stop_on_signals():
         session.study.optimize(
             objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
@@ -353,7 +359,7 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
         if config.workers > 1:
             stopped_reason = _run_workers(session, progress)
         else:
-            stopped_reason = run_trials(session, config.trials, progress)
+            stopped_reason = run_trials(session, config.trials, progress, budget=target)
     except KeyboardInterrupt:
         tracker.finish_study(session.parent_id, {}, {"automl.stopped": "interrupted"}, status="KILLED")
         raise
@@ -397,7 +403,9 @@ def worker(
     record = dict(study.user_attrs.get("config") or {})
     if not record:
         raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
-    quota = trials if trials is not None else int(study.user_attrs.get("budget", 0)) - count_finished(study)
+    # without --trials, a worker stops when the whole study reaches its budget, whoever ran the trials
+    budget = None if trials is not None else int(study.user_attrs.get("budget", 0))
+    quota = trials if trials is not None else int(budget or 0) - count_finished(study)
     record.update(
         study=study_name,
         home=home,
@@ -410,7 +418,7 @@ def worker(
     session = prepare(SearchConfig(**record), join=True)
     if progress is not None:
         progress.on_start(study_name, quota, 0, session.direction, session.metric)
-    stopped_reason = run_trials(session, quota, progress) if quota > 0 else None
+    stopped_reason = run_trials(session, quota, progress, budget) if quota > 0 else None
     if register:
         return finalize(session, stopped_reason, progress)
     return _summary(session, stopped_reason)

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.reliability.conftest import run_automl
+from tests.reliability.conftest import run_automl, start_automl
 
 
 def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
@@ -122,3 +122,29 @@ def test_worker_on_an_unknown_study_is_a_clean_error(postgres_url: str, home: Pa
     result = run_automl("worker", "--study", "ghost", "--storage", f"{postgres_url}/optuna", home=home)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("automl: error: study 'ghost' not found")
+
+
+def test_workers_that_join_stop_at_the_studys_budget(
+    postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
+) -> None:
+    """Machines that join without --trials share the budget: the study ends near it, not at N times it."""
+    storage = f"{postgres_url}/optuna"
+    where = ("--storage", storage, "--tracking-uri", mlflow_server, "--quiet")
+    budget = 6
+    args = ("--data", str(table_csv), "--target", "y", "--epochs", "3", "--pruner", "none", "--study", "share")
+    search = start_automl("search", *args, "--trials", str(budget), *where, home=home)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if optuna.load_study(study_name="share", storage=storage).get_trials():
+                break
+        except KeyError:
+            pass
+        time.sleep(0.5)
+    joined = [start_automl("worker", "--study", "share", *where, home=home) for _ in range(2)]
+    for process in (search, *joined):
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-2000:]
+    finished = [t for t in optuna.load_study(study_name="share", storage=storage).get_trials() if t.state.is_finished()]
+    # each process may finish the trial it was running when the budget was reached: at most one more each
+    assert budget <= len(finished) <= budget + 2
