@@ -169,10 +169,22 @@ def branches(
     return list(found.values())
 
 
-def tiny_inputs(model: Any, rows: int = LINT_BATCH) -> Any:
-    """Zeros shaped and typed like the model's inputs (strings for string inputs)."""
+def tiny_inputs(model: Any, rows: int = LINT_BATCH, spec: DataSpec | None = None) -> Any:
+    """Zeros shaped and typed like the model's inputs (strings for string inputs).
+
+    A model built on first call (``Sequential()`` without an ``Input``) has no inputs yet: it gets zeros shaped
+    like the data, ``spec``.
+    """
+    try:
+        tensors = model.inputs
+    except (AttributeError, ValueError):
+        tensors = None
+    if not tensors:
+        if spec is None:
+            raise ValueError(f"model '{model.name}' has no defined inputs and no data shape was given")
+        return np.zeros((rows, *spec.input_shape), dtype="int32" if spec.kind == "text" else "float32")
     arrays = []
-    for tensor in model.inputs:
+    for tensor in tensors:
         shape = tuple(rows if n is None else int(n) for n in tensor.shape)
         dtype = str(tensor.dtype)
         arrays.append(np.full(shape, "", dtype=object) if dtype == "string" else np.zeros(shape, dtype=dtype))
@@ -250,7 +262,7 @@ def lint_space(
         try:
             model = family.build({"family": family.name, **params}, spec)
             compile_model(model, params, spec.task)
-            model(tiny_inputs(model), training=False)
+            model(tiny_inputs(model, spec=spec), training=False)
             report.branches.append(measure(label, model, params))
         except Exception as exc:  # a builder can raise anything; the user needs the branch that did
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -429,3 +430,32 @@ def test_a_hypermodel_that_tunes_in_fit_trains_in_process_under_the_default_isol
     trials = optuna.load_study(study_name="ktfit", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     assert len(trials) == 2
     assert all(t.params["batch_size"] in (16, 32) and "child_pid" not in t.user_attrs for t in trials)
+
+
+def test_a_sequential_without_input_as_in_kerastuners_getting_started_searches(tmp_path: Path, home: Path) -> None:
+    """The model is built on its first call; the lint builds it on the data's shape."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "getting_started.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+
+        def build_model(hp):
+            model = keras.Sequential()
+            model.add(keras.layers.Flatten())
+            model.add(keras.layers.Dense(units=hp.Int("units", min_value=32, max_value=64, step=32), activation="relu"))
+            model.add(keras.layers.Dense(10, activation="softmax"))
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build_model", "--data", "demo:digits-images", "--trials", "1"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--study", "gs", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["champion_uri"] == "models:/gs@champion" and summary["test_metrics"]["test_accuracy"] > 0.5
