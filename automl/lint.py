@@ -148,7 +148,15 @@ def branches(
     found: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def add(label: str, trial: ExtremeTrial) -> None:
-        params = space.suggest(trial, task, fixed, kind=kind)
+        try:
+            params = space.suggest(trial, task, fixed, kind=kind)  # a hypermodel's build(hp) runs here
+        except AutoMLError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "FailedTrialError":
+                return  # KerasTuner's way to refuse a combination on purpose: the search fails such a trial
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise AutoMLError(f"{space.source}: branch {label} fails to build: {reason}") from None
         found.setdefault(json.dumps(params, sort_keys=True, default=str), (label, params))
 
     add("all low", ExtremeTrial(high=False))

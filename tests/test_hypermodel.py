@@ -459,3 +459,32 @@ def test_a_sequential_without_input_as_in_kerastuners_getting_started_searches(t
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["champion_uri"] == "models:/gs@champion" and summary["test_metrics"]["test_accuracy"] > 0.5
+
+
+def test_a_build_that_refuses_a_combination_with_failed_trial_error_passes_the_lint(tmp_path: Path, home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "refusing.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+        from keras_tuner.errors import FailedTrialError
+
+        def build(hp):
+            units = hp.Int("units", 8, 64)
+            if units >= 60:
+                raise FailedTrialError("too wide for this demo")
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(units),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--study", "refuse", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["champion_uri"] == "models:/refuse@champion"
