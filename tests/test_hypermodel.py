@@ -488,3 +488,35 @@ def test_a_build_that_refuses_a_combination_with_failed_trial_error_passes_the_l
     result = CliRunner().invoke(app, [*args, "--study", "refuse", "--home", str(home), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["champion_uri"] == "models:/refuse@champion"
+
+
+def test_set_pins_a_hypermodels_own_param_in_every_trial(tmp_path: Path, home: Path) -> None:
+    import optuna
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "pinned.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 8, 64)),
+                                      keras.layers.Dense(3, activation="softmax")])
+            lr = hp.Float("lr", 1e-4, 1e-2, sampling="log")
+            model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
+    pins = ["--set", "units=24", "--set", "lr=1e-3"]
+    result = CliRunner().invoke(app, [*args, *pins, "--study", "pin", "--home", str(home), "--quiet", "--no-report"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="pin", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert [t.user_attrs["params"]["units"] for t in trials] == [24, 24]
+    assert [t.user_attrs["params"]["lr"] for t in trials] == [1e-3, 1e-3]  # parsed as a number, not "1e-3"
+    bad = CliRunner().invoke(app, [*args, "--set", "unitz=3", "--study", "bad", "--home", str(home)])
+    assert bad.exit_code == 2 and "unitz" in bad.stderr
