@@ -314,7 +314,7 @@ def _check_range(name: str, low: float, high: float, sampling: str | None) -> st
 
 
 # ---- the hypermodel as a family and a space ----------------------------------------------------------------
-_COMPILED: weakref.WeakKeyDictionary[Any, tuple[Any, Any, str]] = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[Any, Any, str, int | None]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -418,17 +418,25 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
         model = hypermodel.build(HyperParameters(values=params))
         if getattr(model, "compiled", False):
             # automl compiles every model with its own metrics; ``fit`` puts this optimizer and loss back
-            _COMPILED[model] = (model.optimizer, model.loss, spec.task)
+            _COMPILED[model] = (model.optimizer, model.loss, spec.task, getattr(spec, "n_classes", None))
         return model
 
     def fit_model(model: Any, params: Any, data: Any, epochs: int, callbacks: list[Any]) -> None:
+        import keras
+
         from automl.training import fit_model as default_fit
         from automl.training import task_metrics
 
         compiled = _COMPILED.pop(model, None)
         if compiled is not None:
-            optimizer, loss, task = compiled
-            model.compile(optimizer=optimizer, loss=loss, metrics=task_metrics(task))
+            optimizer, loss, task, n_classes = compiled
+            if task == "classification" and expects_one_hot(loss):
+                # categorical cross-entropy wants one-hot labels; the data holds class indices
+                width = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else int(n_classes or 0)
+                data = one_hot_labels(data, max(width, int(n_classes or 0)))
+                model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.CategoricalAccuracy("accuracy")])
+            else:
+                model.compile(optimizer=optimizer, loss=loss, metrics=task_metrics(task))
         if not custom_fit:
             default_fit(model, params, data, epochs, callbacks)
             return
@@ -439,6 +447,27 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
             params.update(drawn)  # params drawn inside fit join the trial's record
 
     return Family(name=name, build=build_model, data_kinds=ANY_KIND, description=description, fit=fit_model)
+
+
+ONE_HOT_LOSSES = ("categorical_crossentropy", "categoricalcrossentropy", "categorical_focal_crossentropy")
+
+
+def expects_one_hot(loss: Any) -> bool:
+    """Whether a compiled loss (a name, a function or a ``Loss``) takes one-hot labels."""
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None) or getattr(loss, "__name__", "")
+    return str(name).lower() in ONE_HOT_LOSSES
+
+
+def one_hot_labels(data: Any, n_classes: int) -> Any:
+    """The training data with one-hot ``y_train`` and ``y_val`` (float32)."""
+    import dataclasses
+
+    import numpy as np
+
+    def encode(y: Any) -> Any:
+        return np.eye(n_classes, dtype="float32")[np.asarray(y).astype("int64").reshape(-1)]
+
+    return dataclasses.replace(data, y_train=encode(data.y_train), y_val=encode(data.y_val))
 
 
 def _live_trial(params: Mapping[str, Any]) -> Any:

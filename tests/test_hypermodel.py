@@ -520,3 +520,33 @@ def test_set_pins_a_hypermodels_own_param_in_every_trial(tmp_path: Path, home: P
     assert [t.user_attrs["params"]["lr"] for t in trials] == [1e-3, 1e-3]  # parsed as a number, not "1e-3"
     bad = CliRunner().invoke(app, [*args, "--set", "unitz=3", "--study", "bad", "--home", str(home)])
     assert bad.exit_code == 2 and "unitz" in bad.stderr
+
+
+def test_a_hypermodel_compiled_with_categorical_crossentropy_gets_one_hot_labels(tmp_path: Path, home: Path) -> None:
+    import optuna
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "one_hot.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy",
+                          metrics=["accuracy"])
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "3"]
+    result = CliRunner().invoke(app, [*args, "--study", "oh", "--home", str(home), "--json", "--no-report"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="oh", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert max(t.value for t in trials) > 0.8  # accuracy on one-hot labels, not a sparse metric on the wrong shape
+    assert json.loads(result.stdout)["test_metrics"]["test_accuracy"] > 0.8
