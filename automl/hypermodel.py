@@ -446,7 +446,22 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
         if drawn and isinstance(params, dict):
             params.update(drawn)  # params drawn inside fit join the trial's record
 
-    return Family(name=name, build=build_model, data_kinds=ANY_KIND, description=description, fit=fit_model)
+    def compile_model(model: Any, params: Mapping[str, Any], spec: Any) -> Any:
+        """The hypermodel's own ``optimizer``/``loss``/``learning_rate`` hps are its business, never automl's."""
+        if model in _COMPILED:
+            return model  # ``fit`` compiles it with the build's own optimizer and loss
+        from automl.training import compile_model as default_compile
+
+        return default_compile(model, {}, spec.task)
+
+    return Family(
+        name=name,
+        build=build_model,
+        data_kinds=ANY_KIND,
+        description=description,
+        fit=fit_model,
+        compile=compile_model,
+    )
 
 
 ONE_HOT_LOSSES = ("categorical_crossentropy", "categoricalcrossentropy", "categorical_focal_crossentropy")

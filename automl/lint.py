@@ -269,7 +269,10 @@ def lint_space(
     for label, params in candidates:
         try:
             model = family.build({"family": family.name, **params}, spec)
-            compile_model(model, params, spec.task)
+            if family.compile is not None:
+                family.compile(model, params, spec)
+            else:
+                compile_model(model, params, spec.task)
             model(tiny_inputs(model, spec=spec), training=False)
             report.branches.append(measure(label, model, params))
         except Exception as exc:  # a builder can raise anything; the user needs the branch that did

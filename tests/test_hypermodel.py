@@ -550,3 +550,34 @@ def test_a_hypermodel_compiled_with_categorical_crossentropy_gets_one_hot_labels
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert max(t.value for t in trials) > 0.8  # accuracy on one-hot labels, not a sparse metric on the wrong shape
     assert json.loads(result.stdout)["test_metrics"]["test_accuracy"] > 0.8
+
+
+def test_a_hypermodels_own_optimizer_and_learning_rate_hps_are_not_automls(tmp_path: Path, home: Path) -> None:
+    import optuna
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "own_names.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(16, "relu"),
+                                      keras.layers.Dense(3, activation="softmax")])
+            name = hp.Choice("optimizer", ["SGD", "Adam"])
+            rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")
+            optimizer = keras.optimizers.SGD(rate) if name == "SGD" else keras.optimizers.Adam(rate)
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "3", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--set", "optimizer=SGD", "--study", "own", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="own", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert {t.user_attrs["params"]["optimizer"] for t in trials} == {"SGD"}
