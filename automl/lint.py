@@ -240,6 +240,16 @@ def measure(label: str, model: Any, params: Mapping[str, Any]) -> BranchReport:
     )
 
 
+def check_output_width(outputs: Any, spec: DataSpec) -> None:
+    """A classifier must output one value per class (scores or logits); anything else breaks its predictions."""
+    if spec.task != "classification" or not spec.n_classes or isinstance(outputs, list | tuple | dict):
+        return
+    width = int(outputs.shape[-1])
+    if width != spec.n_classes:
+        hint = " (one sigmoid output is not taken yet: use 2 softmax outputs)" if width == 1 else ""
+        raise ValueError(f"the model outputs {width} value(s) per row but the data has {spec.n_classes} classes{hint}")
+
+
 def lint_space(
     family: Any,
     space: Space,
@@ -273,7 +283,8 @@ def lint_space(
                 family.compile(model, params, spec)
             else:
                 compile_model(model, params, spec.task)
-            model(tiny_inputs(model, spec=spec), training=False)
+            outputs = model(tiny_inputs(model, spec=spec), training=False)
+            check_output_width(outputs, spec)
             report.branches.append(measure(label, model, params))
         except Exception as exc:  # a builder can raise anything; the user needs the branch that did
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

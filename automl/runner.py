@@ -618,6 +618,15 @@ def best_model(
     return model, "retrained"
 
 
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from a classifier's outputs: as they are, or a softmax of logits."""
+    values = np.asarray(outputs, dtype="float64")
+    if values.min() >= 0 and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        return values
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))  # logits (a model without a softmax)
+    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
+
+
 def evaluate(
     exported: Any, dataset: Dataset, family: Any = None, metadata: dict[str, Any] | None = None
 ) -> dict[str, float]:
@@ -629,7 +638,7 @@ def evaluate(
     outputs = predict_inputs(exported, adapt_input(dataset.metadata, dataset.raw_test))
     y = dataset.y_test
     if dataset.task == "classification":
-        probs = np.clip(outputs, 1e-7, 1.0)
+        probs = np.clip(as_probabilities(outputs), 1e-7, 1.0)
         return {
             "test_accuracy": float(np.mean(np.argmax(outputs, axis=-1) == y)),
             "test_log_loss": float(-np.mean(np.log(probs[np.arange(len(y)), y]))),

@@ -581,3 +581,59 @@ def test_a_hypermodels_own_optimizer_and_learning_rate_hps_are_not_automls(tmp_p
     trials = optuna.load_study(study_name="own", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert {t.user_attrs["params"]["optimizer"] for t in trials} == {"SGD"}
+
+
+def _hypermodel_file(tmp_path: Path, name: str, head: str, loss: str) -> Path:
+    module = tmp_path / f"{name}.py"
+    module.write_text(
+        textwrap.dedent(
+            f"""
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                      {head}])
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss={loss})
+            return model
+        """
+        )
+    )
+    return module
+
+
+def test_logit_outputs_get_their_test_log_loss_from_a_softmax(tmp_path: Path, home: Path) -> None:
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import automl
+    from automl.data import adapt_input, load_dataset, predict_inputs
+    from cli.main import app
+
+    logits_loss = "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+    module = _hypermodel_file(tmp_path, "logits", "keras.layers.Dense(3)", logits_loss)
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "3"]
+    result = CliRunner().invoke(app, [*args, "--study", "lg", "--home", str(home), "--json", "--no-report"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)["test_metrics"]["test_log_loss"]
+    dataset = load_dataset("demo:wine", seed=0)
+    model = automl.load_model("models:/lg@champion", home=str(home))
+    logits = predict_inputs(model, adapt_input(dataset.metadata, dataset.raw_test)).astype("float64")
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    truth = probs[np.arange(len(dataset.y_test)), dataset.y_test]
+    assert abs(reported - float(-np.mean(np.log(np.clip(truth, 1e-7, 1))))) < 1e-3
+
+
+def test_an_output_wider_than_the_classes_is_refused_before_any_trial(tmp_path: Path, home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = _hypermodel_file(
+        tmp_path, "wide", 'keras.layers.Dense(10, activation="softmax")', '"sparse_categorical_crossentropy"'
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--study", "wide", "--home", str(home)])
+    assert result.exit_code == 2
+    assert "outputs 10 value(s) per row but the data has 3 classes" in result.stderr
+    assert not (home / "optuna.db").exists()
