@@ -200,6 +200,11 @@ class EpochCallback(keras.callbacks.Callback):
         self.log = EpochLog()
         self._best_weights: list[np.ndarray] | None = None
 
+    @keras.callbacks.Callback.model.setter  # type: ignore[attr-defined,misc]
+    def model(self, value: Any) -> None:
+        """``callback.model = model``, as custom training loops (KerasTuner's guide) set it."""
+        self.set_model(value)
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         row = {}
         for key, value in (logs or {}).items():

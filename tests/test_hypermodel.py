@@ -637,3 +637,47 @@ def test_an_output_wider_than_the_classes_is_refused_before_any_trial(tmp_path: 
     assert result.exit_code == 2
     assert "outputs 10 value(s) per row but the data has 3 classes" in result.stderr
     assert not (home / "optuna.db").exists()
+
+
+def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path: Path, home: Path) -> None:
+    """KerasTuner's custom-training-loop guide drives the callbacks itself: ``callback.model = model``."""
+    import optuna
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "loop.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+        import keras_tuner
+        import numpy as np
+
+        class LoopModel(keras_tuner.HyperModel):
+            def build(self, hp):
+                model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                          keras.layers.Dense(3, activation="softmax")])
+                model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+                return model
+
+            def fit(self, hp, model, x, y, validation_data, callbacks=None, **kwargs):
+                for callback in callbacks:
+                    callback.model = model
+                x_val, y_val = validation_data
+                for epoch in range(kwargs.get("epochs", 2)):
+                    model.fit(x, y, epochs=1, verbose=0)
+                    accuracy = float(np.mean(np.argmax(model.predict(x_val, verbose=0), -1) == y_val))
+                    for callback in callbacks:
+                        callback.on_epoch_end(epoch, logs={"loss": 0.0, "val_accuracy": accuracy})
+                return accuracy
+
+        hypermodel = LoopModel()
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:hypermodel", "--data", "demo:wine", "--trials", "1", "--epochs", "2"]
+    result = CliRunner().invoke(app, [*args, "--study", "loop", "--home", str(home), "--quiet", "--no-report"])
+    assert result.exit_code == 0, result.output
+    trial = optuna.load_study(study_name="loop", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()[0]
+    assert trial.state.name == "COMPLETE" and trial.value > 0.5 and len(trial.user_attrs["history"]) == 2
