@@ -240,6 +240,18 @@ def measure(label: str, model: Any, params: Mapping[str, Any]) -> BranchReport:
     )
 
 
+def check_loadable(model: Any) -> None:
+    """Refuse what the registry's safe-mode load would refuse only after the whole search: Lambda layers."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Lambda):
+            raise ValueError(
+                f"layer '{layer.name}' is a Lambda: the best model could not be loaded safely from the registry "
+                f"(Keras safe_mode runs no arbitrary code); use a registered custom layer instead"
+            )
+
+
 def check_output_width(outputs: Any, spec: DataSpec) -> None:
     """A classifier must output one value per class (scores or logits); anything else breaks its predictions."""
     if spec.task != "classification" or not spec.n_classes or isinstance(outputs, list | tuple | dict):
@@ -285,6 +297,7 @@ def lint_space(
                 compile_model(model, params, spec.task)
             outputs = model(tiny_inputs(model, spec=spec), training=False)
             check_output_width(outputs, spec)
+            check_loadable(model)
             report.branches.append(measure(label, model, params))
         except Exception as exc:  # a builder can raise anything; the user needs the branch that did
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

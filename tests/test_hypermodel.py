@@ -681,3 +681,16 @@ def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path
     assert result.exit_code == 0, result.output
     trial = optuna.load_study(study_name="loop", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()[0]
     assert trial.state.name == "COMPLETE" and trial.value > 0.5 and len(trial.user_attrs["history"]) == 2
+
+
+def test_a_lambda_layer_is_refused_by_the_lint_before_any_trial(tmp_path: Path, home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    head = 'keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Dense(3, activation="softmax")'
+    module = _hypermodel_file(tmp_path, "lam", head, '"sparse_categorical_crossentropy"')
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--study", "lam", "--home", str(home)])
+    assert result.exit_code == 2 and "is a Lambda" in result.stderr and "safe_mode" in result.stderr
+    assert not (home / "optuna.db").exists()
