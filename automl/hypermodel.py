@@ -464,6 +464,14 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
     )
 
 
+def unscaled_targets(dataset: Any) -> Any:
+    """The data set with regression targets as they are: a hypermodel's head (a relu, a sigmoid) was written for
+    the target's own units, as under KerasTuner, so automl does not standardize them behind its back."""
+    import dataclasses
+
+    return dataclasses.replace(dataset, y_scale=None) if dataset.y_scale is not None else dataset
+
+
 ONE_HOT_LOSSES = ("categorical_crossentropy", "categoricalcrossentropy", "categorical_focal_crossentropy")
 
 

@@ -140,6 +140,10 @@ def load_record_data(record: TrialRecord) -> Any:
     from automl.data import load_dataset
 
     dataset = load_dataset(record.config.data, **record.config.data_options())
+    if record.config.hypermodel:
+        from automl.hypermodel import unscaled_targets
+
+        dataset = unscaled_targets(dataset)
     recorded = record.study.user_attrs.get("data_sha256")
     current = dataset.description.get("sha256")
     if recorded and current and recorded != current:

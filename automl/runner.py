@@ -216,6 +216,10 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
     dataset = load_dataset(config.data, **config.data_options())
+    if config.hypermodel:
+        from automl.hypermodel import unscaled_targets
+
+        dataset = unscaled_targets(dataset)
     family.check_data(dataset.spec.kind, config.data)
     from automl.training import resolve_metric
 

@@ -694,3 +694,36 @@ def test_a_lambda_layer_is_refused_by_the_lint_before_any_trial(tmp_path: Path, 
     result = CliRunner().invoke(app, [*args, "--study", "lam", "--home", str(home)])
     assert result.exit_code == 2 and "is a Lambda" in result.stderr and "safe_mode" in result.stderr
     assert not (home / "optuna.db").exists()
+
+
+def test_a_regression_hypermodel_ending_in_relu_predicts_in_the_targets_own_units(tmp_path: Path, home: Path) -> None:
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import automl
+    from automl.data import adapt_input, load_dataset, predict_inputs
+    from cli.main import app
+
+    module = tmp_path / "relu_head.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(10,)), keras.layers.Dense(hp.Int("units", 32, 64), "relu"),
+                                      keras.layers.Dense(1, activation="relu")])
+            model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+            return model
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:diabetes", "--trials", "1", "--epochs", "30"]
+    result = CliRunner().invoke(app, [*args, "--study", "relu", "--home", str(home), "--json", "--no-report"])
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset("demo:diabetes", seed=0)
+    model = automl.load_model("models:/relu@champion", home=str(home))
+    predicted = predict_inputs(model, adapt_input(dataset.metadata, dataset.raw_test)).reshape(-1)
+    mean = float(np.mean(dataset.y_train))
+    assert predicted.min() < mean - 20  # a standardized target would have floored every prediction at the mean
+    assert json.loads(result.stdout)["test_metrics"]["test_rmse"] < float(np.std(dataset.y_test))
