@@ -441,6 +441,9 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
             default_fit(model, params, data, epochs, callbacks)
             return
         hp = HyperParameters(trial=_live_trial(params), values=params)
+        # fit() gets the hp that build() filled, as under KerasTuner: get(), hp[...] and values see its params
+        hp.values.update({k: v for k, v in params.items() if k != "family"})
+        hp._names.update(hp.values)
         _call_fit(hypermodel, hp, model, data, epochs, callbacks)
         drawn = {k: v for k, v in hp.values.items() if k not in params}
         if drawn and isinstance(params, dict):

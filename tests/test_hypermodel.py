@@ -727,3 +727,39 @@ def test_a_regression_hypermodel_ending_in_relu_predicts_in_the_targets_own_unit
     mean = float(np.mean(dataset.y_train))
     assert predicted.min() < mean - 20  # a standardized target would have floored every prediction at the mean
     assert json.loads(result.stdout)["test_metrics"]["test_rmse"] < float(np.std(dataset.y_test))
+
+
+def test_fit_reads_builds_values_through_get_index_and_values(tmp_path: Path, home: Path) -> None:
+    import optuna
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    module = tmp_path / "reads.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+        import keras
+        import keras_tuner
+
+        class Reads(keras_tuner.HyperModel):
+            def build(self, hp):
+                model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                          keras.layers.Dense(3, activation="softmax")])
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                return model
+
+            def fit(self, hp, model, *args, **kwargs):
+                assert hp.get("units") == hp["units"] == hp.values["units"]
+                return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+
+        hypermodel = Reads()
+        """
+        )
+    )
+    args = ["search", "--hypermodel", f"{module}:hypermodel", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--study", "reads", "--home", str(home), "--quiet", "--no-report"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="reads", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(t.user_attrs["params"]["batch_size"] in (16, 32) and "units" in t.user_attrs["params"] for t in trials)
