@@ -130,8 +130,8 @@ def test_workers_that_join_stop_at_the_studys_budget(
     """Machines that join without --trials share the budget: the study ends near it, not at N times it."""
     storage = f"{postgres_url}/optuna"
     where = ("--storage", storage, "--tracking-uri", mlflow_server, "--quiet")
-    budget = 6
-    args = ("--data", str(table_csv), "--target", "y", "--epochs", "3", "--pruner", "none", "--study", "share")
+    budget = 5
+    args = ("--data", str(table_csv), "--target", "y", "--epochs", "2", "--pruner", "none", "--study", "share")
     search = start_automl("search", *args, "--trials", str(budget), *where, home=home)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
