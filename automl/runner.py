@@ -543,6 +543,21 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     study, tracker, config = session.study, session.tracker, session.config
     register_name = config.register_name or config.study_name
     best = study.best_trial
+    registered = study.user_attrs.get("model_uri")
+    if (
+        registered
+        and study.user_attrs.get("model_trial") == best.number
+        and not study.user_attrs.get("registration_error")
+    ):
+        # another search on this study (or an earlier one) already registered this very trial: no second version
+        if progress is not None:
+            progress.on_finalize(f"trial {best.number} is already registered as {registered}")
+        tracker.finish_study(
+            session.parent_id,
+            {"best_value": best.value, "best_trial_number": best.number, **study.user_attrs.get("test_metrics", {})},
+            {"automl.best_trial": best.number, "automl.model_uri": registered},
+        )
+        return _summary(session, stopped_reason)
     if progress is not None:
         progress.on_finalize(f"registering trial {best.number} as {register_name}@champion")
     core, source = best_model(best, session.family, session.dataset, trial_settings(session))
@@ -570,6 +585,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     for name, image in images.items():
         tracker.log_image(session.parent_id, image, name)
     study.set_user_attr("model_uri", model_uri)
+    study.set_user_attr("model_trial", best.number)
     study.set_user_attr("register_name", register_name)
     study.set_user_attr("registration_error", None)
     study.set_user_attr("test_metrics", test_metrics)

@@ -426,3 +426,16 @@ def test_a_corrupt_store_is_one_line_naming_the_file(home: Path, table_csv: Path
     assert str(home / name) in line and "cannot be read" in line
     assert time.monotonic() - start < 30
     assert (home / name).read_bytes().startswith(b"this is not")  # left as it was
+
+
+def test_a_continued_search_whose_best_is_unchanged_registers_no_second_version(home: Path, table_csv: Path) -> None:
+    args = ["search", "--data", str(table_csv), "--target", "y", "--study", "once", "--home", str(home), "--quiet"]
+    assert runner.invoke(app, [*args, "--trials", "2", "--epochs", "3", "--no-report"]).exit_code == 0
+    worse = ["--set", "units=16", "--set", "learning_rate=0.0001", "--set", "optimizer=adam", "--set", "n_layers=1"]
+    again = runner.invoke(app, [*args, "--trials", "1", "--epochs", "1", "--no-report", *worse])
+    assert again.exit_code == 0, again.output
+    study = optuna.load_study(study_name="once", storage=f"sqlite:///{home / 'optuna.db'}")
+    assert study.best_trial.number in (0, 1)  # the new, deliberately weak trial did not win
+    versions = client(home).search_model_versions("name = 'once'")
+    assert [int(v.version) for v in versions] == [1]
+    assert "already registered" in again.stderr
