@@ -432,16 +432,43 @@ def test_a_hypermodel_that_tunes_in_fit_trains_in_process_under_the_default_isol
     assert all(t.params["batch_size"] in (16, 32) and "child_pid" not in t.user_attrs for t in trials)
 
 
-def test_a_sequential_without_input_as_in_kerastuners_getting_started_searches(tmp_path: Path, home: Path) -> None:
-    """The model is built on its first call; the lint builds it on the data's shape."""
+def search_hypermodel(tmp_path: Path, home: Path, study: str, source: str, target: str, *options: str) -> Any:
+    """Write ``source`` as a module and run ``automl search --hypermodel MODULE:target`` on it, in process."""
     from typer.testing import CliRunner
 
     from cli.main import app
 
-    module = tmp_path / "getting_started.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    module = tmp_path / f"{study}.py"
+    module.write_text(textwrap.dedent(source))
+    where = ["--hypermodel", f"{module}:{target}", "--study", study, "--home", str(home)]
+    data = [] if "--data" in options else ["--data", "demo:wine"]
+    return CliRunner().invoke(app, ["search", *where, *data, *options])
+
+
+def study_trials(home: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+
+
+def dense_build(head: str, loss: str, optimizer: str = "keras.optimizers.Adam(1e-2)") -> str:
+    """A build(hp) for wine's 13 columns: one searched hidden layer, then ``head``."""
+    return f"""
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                      {head}])
+            model.compile(optimizer={optimizer}, loss={loss})
+            return model
+        """
+
+
+SOFTMAX_3 = 'keras.layers.Dense(3, activation="softmax")'
+SPARSE = '"sparse_categorical_crossentropy"'
+
+
+def test_a_sequential_without_input_as_in_kerastuners_getting_started_searches(tmp_path: Path, home: Path) -> None:
+    """The model is built on its first call; the lint builds it on the data's shape."""
+    source = """
         import keras
 
         def build_model(hp):
@@ -452,24 +479,15 @@ def test_a_sequential_without_input_as_in_kerastuners_getting_started_searches(t
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             return model
         """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:build_model", "--data", "demo:digits-images", "--trials", "1"]
-    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--study", "gs", "--home", str(home), "--json"])
+    options = ("--data", "demo:digits-images", "--trials", "1", "--epochs", "1", "--json")
+    result = search_hypermodel(tmp_path, home, "gs", source, "build_model", *options)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["champion_uri"] == "models:/gs@champion" and summary["test_metrics"]["test_accuracy"] > 0.5
 
 
 def test_a_build_that_refuses_a_combination_with_failed_trial_error_passes_the_lint(tmp_path: Path, home: Path) -> None:
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "refusing.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    source = """
         import keras
         from keras_tuner.errors import FailedTrialError
 
@@ -482,86 +500,37 @@ def test_a_build_that_refuses_a_combination_with_failed_trial_error_passes_the_l
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             return model
         """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--study", "refuse", "--home", str(home), "--json"])
+    result = search_hypermodel(tmp_path, home, "refuse", source, "build", "--trials", "2", "--epochs", "1", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["champion_uri"] == "models:/refuse@champion"
 
 
 def test_set_pins_a_hypermodels_own_param_in_every_trial(tmp_path: Path, home: Path) -> None:
-    import optuna
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "pinned.py"
-    module.write_text(
-        textwrap.dedent(
-            """
-        import keras
-
-        def build(hp):
-            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 8, 64)),
-                                      keras.layers.Dense(3, activation="softmax")])
-            lr = hp.Float("lr", 1e-4, 1e-2, sampling="log")
-            model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
-            return model
-        """
-        )
+    source = dense_build(SOFTMAX_3, SPARSE, 'keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log"))')
+    options = ("--trials", "2", "--epochs", "1", "--quiet", "--no-report")
+    result = search_hypermodel(
+        tmp_path, home, "pin", source, "build", *options, "--set", "units=24", "--set", "lr=1e-3"
     )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
-    pins = ["--set", "units=24", "--set", "lr=1e-3"]
-    result = CliRunner().invoke(app, [*args, *pins, "--study", "pin", "--home", str(home), "--quiet", "--no-report"])
     assert result.exit_code == 0, result.output
-    trials = optuna.load_study(study_name="pin", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    trials = study_trials(home, "pin")
     assert [t.user_attrs["params"]["units"] for t in trials] == [24, 24]
     assert [t.user_attrs["params"]["lr"] for t in trials] == [1e-3, 1e-3]  # parsed as a number, not "1e-3"
-    bad = CliRunner().invoke(app, [*args, "--set", "unitz=3", "--study", "bad", "--home", str(home)])
+    bad = search_hypermodel(tmp_path, home, "bad", source, "build", "--set", "unitz=3")
     assert bad.exit_code == 2 and "unitz" in bad.stderr
 
 
 def test_a_hypermodel_compiled_with_categorical_crossentropy_gets_one_hot_labels(tmp_path: Path, home: Path) -> None:
-    import optuna
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "one_hot.py"
-    module.write_text(
-        textwrap.dedent(
-            """
-        import keras
-
-        def build(hp):
-            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
-                                      keras.layers.Dense(3, activation="softmax")])
-            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy",
-                          metrics=["accuracy"])
-            return model
-        """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "2", "--epochs", "3"]
-    result = CliRunner().invoke(app, [*args, "--study", "oh", "--home", str(home), "--json", "--no-report"])
+    source = dense_build(SOFTMAX_3, '"categorical_crossentropy"')
+    result = search_hypermodel(tmp_path, home, "oh", source, "build", "--trials", "2", "--epochs", "3", "--json")
     assert result.exit_code == 0, result.output
-    trials = optuna.load_study(study_name="oh", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    trials = study_trials(home, "oh")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert max(t.value for t in trials) > 0.8  # accuracy on one-hot labels, not a sparse metric on the wrong shape
     assert json.loads(result.stdout)["test_metrics"]["test_accuracy"] > 0.8
 
 
 def test_a_hypermodels_own_optimizer_and_learning_rate_hps_are_not_automls(tmp_path: Path, home: Path) -> None:
-    import optuna
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "own_names.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    source = """
         import keras
 
         def build(hp):
@@ -573,46 +542,21 @@ def test_a_hypermodels_own_optimizer_and_learning_rate_hps_are_not_automls(tmp_p
             model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
             return model
         """
-        )
+    result = search_hypermodel(
+        tmp_path, home, "own", source, "build", "--trials", "3", "--epochs", "1", "--set", "optimizer=SGD"
     )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "3", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--set", "optimizer=SGD", "--study", "own", "--home", str(home)])
     assert result.exit_code == 0, result.output
-    trials = optuna.load_study(study_name="own", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    trials = study_trials(home, "own")
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert {t.user_attrs["params"]["optimizer"] for t in trials} == {"SGD"}
 
 
-def _hypermodel_file(tmp_path: Path, name: str, head: str, loss: str) -> Path:
-    module = tmp_path / f"{name}.py"
-    module.write_text(
-        textwrap.dedent(
-            f"""
-        import keras
-
-        def build(hp):
-            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
-                                      {head}])
-            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss={loss})
-            return model
-        """
-        )
-    )
-    return module
-
-
 def test_logit_outputs_get_their_test_log_loss_from_a_softmax(tmp_path: Path, home: Path) -> None:
-    import numpy as np
-    from typer.testing import CliRunner
-
     import automl
-    from automl.data import adapt_input, load_dataset, predict_inputs
-    from cli.main import app
+    from automl.data import adapt_input, predict_inputs
 
-    logits_loss = "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
-    module = _hypermodel_file(tmp_path, "logits", "keras.layers.Dense(3)", logits_loss)
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "3"]
-    result = CliRunner().invoke(app, [*args, "--study", "lg", "--home", str(home), "--json", "--no-report"])
+    source = dense_build("keras.layers.Dense(3)", "keras.losses.SparseCategoricalCrossentropy(from_logits=True)")
+    result = search_hypermodel(tmp_path, home, "lg", source, "build", "--trials", "1", "--epochs", "3", "--json")
     assert result.exit_code == 0, result.output
     reported = json.loads(result.stdout)["test_metrics"]["test_log_loss"]
     dataset = load_dataset("demo:wine", seed=0)
@@ -625,31 +569,23 @@ def test_logit_outputs_get_their_test_log_loss_from_a_softmax(tmp_path: Path, ho
 
 
 def test_an_output_wider_than_the_classes_is_refused_before_any_trial(tmp_path: Path, home: Path) -> None:
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = _hypermodel_file(
-        tmp_path, "wide", 'keras.layers.Dense(10, activation="softmax")', '"sparse_categorical_crossentropy"'
-    )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--study", "wide", "--home", str(home)])
+    source = dense_build('keras.layers.Dense(10, activation="softmax")', SPARSE)
+    result = search_hypermodel(tmp_path, home, "wide", source, "build")
     assert result.exit_code == 2
     assert "outputs 10 value(s) per row but the data has 3 classes" in result.stderr
     assert not (home / "optuna.db").exists()
 
 
+def test_a_lambda_layer_is_refused_by_the_lint_before_any_trial(tmp_path: Path, home: Path) -> None:
+    source = dense_build(f"keras.layers.Lambda(lambda t: t * 1.0), {SOFTMAX_3}", SPARSE)
+    result = search_hypermodel(tmp_path, home, "lam", source, "build")
+    assert result.exit_code == 2 and "is a Lambda" in result.stderr and "safe_mode" in result.stderr
+    assert not (home / "optuna.db").exists()
+
+
 def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path: Path, home: Path) -> None:
     """KerasTuner's custom-training-loop guide drives the callbacks itself: ``callback.model = model``."""
-    import optuna
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "loop.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    source = """
         import keras
         import keras_tuner
         import numpy as np
@@ -674,40 +610,18 @@ def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path
 
         hypermodel = LoopModel()
         """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:hypermodel", "--data", "demo:wine", "--trials", "1", "--epochs", "2"]
-    result = CliRunner().invoke(app, [*args, "--study", "loop", "--home", str(home), "--quiet", "--no-report"])
+    options = ("--trials", "1", "--epochs", "2", "--quiet", "--no-report")
+    result = search_hypermodel(tmp_path, home, "loop", source, "hypermodel", *options)
     assert result.exit_code == 0, result.output
-    trial = optuna.load_study(study_name="loop", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()[0]
+    trial = study_trials(home, "loop")[0]
     assert trial.state.name == "COMPLETE" and trial.value > 0.5 and len(trial.user_attrs["history"]) == 2
 
 
-def test_a_lambda_layer_is_refused_by_the_lint_before_any_trial(tmp_path: Path, home: Path) -> None:
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    head = 'keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Dense(3, activation="softmax")'
-    module = _hypermodel_file(tmp_path, "lam", head, '"sparse_categorical_crossentropy"')
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:wine", "--trials", "1", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--study", "lam", "--home", str(home)])
-    assert result.exit_code == 2 and "is a Lambda" in result.stderr and "safe_mode" in result.stderr
-    assert not (home / "optuna.db").exists()
-
-
 def test_a_regression_hypermodel_ending_in_relu_predicts_in_the_targets_own_units(tmp_path: Path, home: Path) -> None:
-    import numpy as np
-    from typer.testing import CliRunner
-
     import automl
-    from automl.data import adapt_input, load_dataset, predict_inputs
-    from cli.main import app
+    from automl.data import adapt_input, predict_inputs
 
-    module = tmp_path / "relu_head.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    source = """
         import keras
 
         def build(hp):
@@ -716,29 +630,18 @@ def test_a_regression_hypermodel_ending_in_relu_predicts_in_the_targets_own_unit
             model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
             return model
         """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:build", "--data", "demo:diabetes", "--trials", "1", "--epochs", "30"]
-    result = CliRunner().invoke(app, [*args, "--study", "relu", "--home", str(home), "--json", "--no-report"])
+    options = ("--data", "demo:diabetes", "--trials", "1", "--epochs", "30", "--json", "--no-report")
+    result = search_hypermodel(tmp_path, home, "relu", source, "build", *options)
     assert result.exit_code == 0, result.output
     dataset = load_dataset("demo:diabetes", seed=0)
     model = automl.load_model("models:/relu@champion", home=str(home))
     predicted = predict_inputs(model, adapt_input(dataset.metadata, dataset.raw_test)).reshape(-1)
-    mean = float(np.mean(dataset.y_train))
-    assert predicted.min() < mean - 20  # a standardized target would have floored every prediction at the mean
+    assert predicted.min() < float(np.mean(dataset.y_train)) - 20  # standardized targets floored it at the mean
     assert json.loads(result.stdout)["test_metrics"]["test_rmse"] < float(np.std(dataset.y_test))
 
 
 def test_fit_reads_builds_values_through_get_index_and_values(tmp_path: Path, home: Path) -> None:
-    import optuna
-    from typer.testing import CliRunner
-
-    from cli.main import app
-
-    module = tmp_path / "reads.py"
-    module.write_text(
-        textwrap.dedent(
-            """
+    source = """
         import keras
         import keras_tuner
 
@@ -755,11 +658,9 @@ def test_fit_reads_builds_values_through_get_index_and_values(tmp_path: Path, ho
 
         hypermodel = Reads()
         """
-        )
-    )
-    args = ["search", "--hypermodel", f"{module}:hypermodel", "--data", "demo:wine", "--trials", "2", "--epochs", "1"]
-    result = CliRunner().invoke(app, [*args, "--study", "reads", "--home", str(home), "--quiet", "--no-report"])
+    options = ("--trials", "2", "--epochs", "1", "--quiet", "--no-report")
+    result = search_hypermodel(tmp_path, home, "reads", source, "hypermodel", *options)
     assert result.exit_code == 0, result.output
-    trials = optuna.load_study(study_name="reads", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    trials = study_trials(home, "reads")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert all(t.user_attrs["params"]["batch_size"] in (16, 32) and "units" in t.user_attrs["params"] for t in trials)
