@@ -467,6 +467,15 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
     )
 
 
+def family_for(name: str) -> Family:
+    """A family by the name a study recorded: a registered one, or ``hypermodel:MODULE:NAME``."""
+    from automl import families
+
+    if name.startswith(PREFIX):
+        return load_hypermodel(name)[0]
+    return families.get(name)
+
+
 def unscaled_targets(dataset: Any) -> Any:
     """The data set with regression targets as they are: a hypermodel's head (a relu, a sigmoid) was written for
     the target's own units, as under KerasTuner, so automl does not standardize them behind its back."""

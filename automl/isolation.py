@@ -94,8 +94,8 @@ def child_main(conn: Any, job: ChildJob) -> None:
     """Runs in the child: train, save the best-epoch model, send the epoch log back."""
     import keras
 
-    from automl import families
     from automl.backend import configure
+    from automl.hypermodel import family_for
     from automl.training import artifact_sink, train
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -115,7 +115,7 @@ def child_main(conn: Any, job: ChildJob) -> None:
         holder = SimpleNamespace(spec=job.spec, task=job.spec.task)
         with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
             model, log = train(
-                families.get(job.family),
+                family_for(job.family),
                 job.params,
                 holder,
                 data,

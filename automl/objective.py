@@ -18,7 +18,7 @@ import optuna
 from automl import interrupts
 from automl.data import Dataset
 from automl.families import Family
-from automl.reproduce import DETERMINISTIC_ATTR, provenance_tags
+from automl.provenance import DETERMINISTIC_ATTR, provenance_tags
 from automl.spaces import Space
 from automl.study import ORIGIN_ATTR
 from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train

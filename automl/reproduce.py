@@ -6,9 +6,7 @@ import dataclasses
 import hashlib
 import logging
 import math
-import platform
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import optuna
@@ -16,52 +14,12 @@ import optuna
 from automl.backend import enable_determinism
 from automl.config import SearchConfig, Store, resolve_store
 from automl.errors import AutoMLError, DataError, StoreError
+from automl.hypermodel import family_for
+from automl.provenance import DETERMINISTIC_ATTR, VERSION_TAG, package_versions, provenance_tags
 
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-6
-VERSION_TAG = "automl.version."
-SPACE_TAG, DATA_TAG = "automl.space_sha256", "automl.data_sha256"
-VERSION_PACKAGES = ("keras", "tensorflow", "jax", "torch", "optuna", "numpy", "scikit-learn", "pandas", "mlflow")
-HYPERMODEL_PREFIX = "hypermodel:"
-DETERMINISTIC_ATTR = "deterministic_ops"  # trial or study user attr: it ran with TensorFlow's deterministic kernels
-
-
-def package_versions() -> dict[str, str]:
-    """Versions that decide whether a retrain can match: Python, automl, Keras and its backend, Optuna, numpy."""
-    import keras
-
-    import automl
-
-    versions = {
-        "python": platform.python_version(),
-        "automl": automl.__version__,
-        "keras_backend": keras.backend.backend(),
-    }
-    for name in VERSION_PACKAGES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def provenance_tags(space_sha256: str, data_sha256: str) -> dict[str, str]:
-    """MLflow tags that make a trial run reproducible: the space and data hashes plus package versions."""
-    tags = {SPACE_TAG: space_sha256, DATA_TAG: data_sha256}
-    tags.update({f"{VERSION_TAG}{name}": version for name, version in package_versions().items()})
-    return tags
-
-
-def family_for(name: str) -> Any:
-    """The family a study recorded: a registered one, or ``hypermodel:MODULE:FUNCTION``."""
-    from automl import families
-
-    if name.startswith(HYPERMODEL_PREFIX):
-        from automl.hypermodel import load_hypermodel
-
-        return load_hypermodel(name.removeprefix(HYPERMODEL_PREFIX))[0]
-    return families.get(name)
 
 
 @dataclass

@@ -290,7 +290,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")}
     study.set_user_attr("config", record)
     study.set_user_attr("space_text", space.text)
-    from automl.reproduce import package_versions
+    from automl.provenance import package_versions
 
     study.set_user_attr("versions", package_versions())
     if config.deterministic:

@@ -69,7 +69,7 @@ def _load_labeled(source: str, options: dict[str, Any]) -> Dataset:
 
     base = {**options, "task": None}
     if options.get("target") is None and source.lower().endswith(TABLE_SUFFIXES):
-        from automl.data.routing import read_frame
+        from automl.data.frames import read_frame
         from automl.data.tabular import table_dataset
 
         frame = read_frame(source)

@@ -21,8 +21,8 @@ __all__ = ["prediction_frame", "read_prediction_input"]
 def read_prediction_input(path: str, metadata: dict[str, Any]) -> tuple[Any, pd.DataFrame]:
     """``(raw, rows)``: what the model's input adapter takes, and the rows to write the predictions beside."""
     from automl.data.arrays import read_npz
+    from automl.data.frames import read_frame
     from automl.data.images import list_images
-    from automl.data.routing import read_frame
 
     kind = metadata["kind"]
     source = Path(path)

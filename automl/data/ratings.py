@@ -99,7 +99,7 @@ def pairs_to_indices(metadata: dict[str, Any], raw: Any) -> np.ndarray:
 
 
 def load_ratings_file(source: str, **options: Any) -> Dataset:
-    from automl.data.routing import read_frame
+    from automl.data.frames import read_frame
 
     return ratings_dataset(read_frame(source), name=source.rsplit("/", 1)[-1], **_splits(options))
 

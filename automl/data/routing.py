@@ -8,21 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from automl.data import Dataset, register_loader
+from automl.data.frames import read_frame
 from automl.errors import DataError
 
-
-def read_frame(source: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file; unreadable files raise ``DataError`` naming them."""
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"{source}: data file not found")
-    try:
-        return pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise DataError(f"{source}: cannot read as a table: {str(exc).splitlines()[0]}") from None
+__all__ = ["load_columns_file", "read_frame"]
 
 
 def _is_columns_file(source: str) -> bool:

@@ -27,7 +27,7 @@ RAW_EXAMPLES = 5
 
 def load_series_file(source: str, window: int, target: str | None = None, **options: Any) -> Dataset:
     """Read a CSV or Parquet file of time-ordered rows and cut it into windows."""
-    from automl.data.routing import read_frame
+    from automl.data.frames import read_frame
 
     return series_dataset(read_frame(source), window, target, name=Path(source).name, **options)
 

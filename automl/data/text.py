@@ -26,7 +26,7 @@ RAW_EXAMPLES = 5
 
 def load_text_file(source: str, text_column: str, target: str | None = None, **options: Any) -> Dataset:
     """Read a CSV or Parquet file with a text column and a target column."""
-    from automl.data.routing import read_frame
+    from automl.data.frames import read_frame
 
     frame = read_frame(source)
     if target is None:

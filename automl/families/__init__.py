@@ -65,10 +65,8 @@ def get(name: str | Family) -> Family:
     """Look a family up by name; an unknown name raises ``AutoMLError`` listing the valid ones."""
     if isinstance(name, Family):
         return name
-    if name.startswith("hypermodel:"):
-        from automl.hypermodel import load_hypermodel
-
-        return load_hypermodel(name)[0]
+    if name.startswith("hypermodel:"):  # the registry holds the shipped families; a hypermodel is loaded by name
+        raise AutoMLError(f"'{name}' is a hypermodel, not a registered family (load it with automl.hypermodel)")
     valid = names()
     if name not in valid:
         raise AutoMLError(f"unknown family '{name}' (valid: {', '.join(valid)})")
