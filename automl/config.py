@@ -80,6 +80,7 @@ class SearchConfig:
     isolation: Literal["none", "process"] = field(default_factory=default_isolation)  # type: ignore[assignment]
     hypermodel: str | None = None
     lint: bool = True
+    max_params: int | None = None  # the lint refuses a branch over this many parameters (None: half the memory)
     start: bool = True  # a new study first tries the space's starting configurations
     report: bool = True
     deterministic: bool = False

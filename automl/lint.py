@@ -33,6 +33,7 @@ SYNTHETIC_SHAPES: dict[str, tuple[int, ...]] = {
     "text": (32,),
     "series": (16, 2),
 }
+BYTES_PER_PARAM = 16  # a float32 weight, its gradient and two Adam slots
 SYNTHETIC_CLASSES = 3
 SYNTHETIC_VOCABULARY = 1000
 
@@ -262,15 +263,51 @@ def check_output_width(outputs: Any, spec: DataSpec) -> None:
         raise ValueError(f"the model outputs {width} value(s) per row but the data has {spec.n_classes} classes{hint}")
 
 
+def default_max_params() -> int:
+    """Half the machine's memory, at ``BYTES_PER_PARAM`` a parameter (weights, gradients, optimizer slots)."""
+    import os
+
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    return int(memory // 2 // BYTES_PER_PARAM)
+
+
+def estimate_params(family: Any, params: Mapping[str, Any], spec: DataSpec) -> int | None:
+    """The branch's parameter count from its layers' shapes, with no weight allocated; None when unknown.
+
+    The builder runs in Keras's stateless scope with variable initialization deferred, so a branch of 1e11
+    parameters is counted in milliseconds. A builder that compiles or creates variables by hand cannot run there.
+    """
+    import keras
+
+    try:
+        from keras.src.backend.common.stateless_scope import StatelessScope
+    except ImportError:  # another Keras layout: no estimate, the real build decides
+        return None
+    try:
+        with StatelessScope(initialize_variables=False):
+            model = family.build({"family": family.name, **params}, spec)
+            return int(sum(int(np.prod(v.shape)) for v in model.weights))
+    except Exception:  # a builder that cannot be built abstractly is built for real
+        return None
+    finally:
+        keras.utils.clear_session(free_memory=False)
+
+
 def lint_space(
     family: Any,
     space: Space,
     spec: DataSpec,
     fixed: Mapping[str, Any] | None = None,
+    max_params: int | None = None,
 ) -> LintReport:
     """Build, compile and run every branch of ``space`` on a tiny input of ``spec``.
 
-    Raises ``AutoMLError`` naming the first branch that fails and how many do.
+    Each branch's parameter count is estimated first, without allocating weights; a branch over ``max_params``
+    (default: half the machine's memory) is refused before anything is built for real. Raises ``AutoMLError``
+    naming the first branch that fails and how many do.
     """
     import keras
 
@@ -288,7 +325,15 @@ def lint_space(
     )
     candidates = branches(space, spec.task, fixed, kind=spec.kind)
     failures: list[str] = []
+    limit = max_params or default_max_params()
     for label, params in candidates:
+        estimate = estimate_params(family, params, spec)
+        if estimate is not None and estimate > limit:
+            failures.append(
+                f"{label} {json.dumps(params, default=str)}: {estimate:,} parameters, over the limit of {limit:,} "
+                f"(--max-params)"
+            )
+            continue
         try:
             model = family.build({"family": family.name, **params}, spec)
             if family.compile is not None:

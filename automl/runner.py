@@ -228,7 +228,8 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     if config.lint and not join:
         from automl.lint import lint_space
 
-        lint_space(family, space, dataset.spec, fixed)  # a branch that cannot build fails here, before any trial
+        # a branch that cannot build, or is too large to, fails here, before any trial
+        lint_space(family, space, dataset.spec, fixed, max_params=config.max_params)
     if config.deterministic:
         from automl.backend import enable_determinism
 

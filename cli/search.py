@@ -170,6 +170,14 @@ def search(
             "--lint/--no-lint", help="Build every branch of the space on a tiny input before the first trial."
         ),
     ] = True,
+    max_params: Annotated[
+        int | None,
+        typer.Option(
+            "--max-params",
+            help="The lint refuses a branch with more parameters (counted without building it). "
+            "Default: half the machine's memory at 16 bytes a parameter.",
+        ),
+    ] = None,
     start: Annotated[
         bool,
         typer.Option(
@@ -243,6 +251,7 @@ def search(
         oom_retry=oom_retry,
         hypermodel=hypermodel,
         lint=lint,
+        max_params=max_params,
         start=start,
         report=report,
         deterministic=deterministic,

@@ -108,3 +108,35 @@ def test_lint_bad_inputs(tmp_path: Path) -> None:
     assert "series" in _bad("lint", "--family", "mlp", "--kind", "series")
     assert "--shape" in _bad("lint", "--family", "mlp", "--shape", "a,b")
     assert "'unitz'" in _bad("lint", "--family", "mlp", "--set", "unitz=3")
+
+
+def test_a_huge_branch_is_counted_not_built_and_refused_fast_in_little_memory(tmp_path: Path) -> None:
+    """An MLP of up to 50 layers of 1e8 units: counted from its layers' shapes, refused in one line."""
+    import subprocess
+    import sys
+    import time
+
+    space = tmp_path / "huge.yaml"
+    space.write_text(
+        "params:\n  n_layers: {type: int, low: 1, high: 50}\n  units: {type: int, low: 8, high: 100000000}\n"
+    )
+    home = tmp_path / "store"
+    # the child reports its own peak memory, whatever the test process's other children used
+    probe = (
+        "import resource, runpy, sys\n"
+        "sys.argv = ['automl'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('cli.main', run_name='__main__')\n"
+        "finally:\n    print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    args = ["search", "--data", "demo:wine", "--space", str(space), "--home", str(home), "--trials", "1"]
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    error = next(line for line in lines if line.startswith("automl: error: "))
+    assert "units" in error and "parameters, over the limit" in error and "--max-params" in error
+    assert elapsed < 60
+    peak_gb = int(lines[-1].split()[-1]) / 2**20
+    assert peak_gb < 2, f"peak memory {peak_gb:.2f} GB"
+    assert not home.exists()
