@@ -617,6 +617,8 @@ def best_model(
     from automl.export import load_keras_file
 
     path = best.user_attrs.get("checkpoint")
+    if path and not Path(path).is_file():  # a moved home: the checkpoint is in this home's folder
+        path = str(settings.checkpoint_dir / Path(path).name)
     if path and Path(path).is_file():
         return load_keras_file(path), "checkpoint"
     import keras

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import time
 import urllib.error
@@ -48,6 +49,55 @@ def check_server(uri: str) -> None:
         raise StoreError(f"MLflow tracking server {uri} is unreachable: {reason}") from None
 
 
+# where an MLflow sqlite store keeps absolute artifact locations (table, column)
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def relocate_artifacts(tracking_uri: str) -> None:
+    """A moved or copied home: point the store's artifact locations at the ``artifacts`` folder beside it.
+
+    MLflow records absolute locations; a home copied to another folder or machine would otherwise keep reading
+    and writing the original's. Best effort: a read-only store is left as it is.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return
+    here = (path.parent / "artifacts").resolve().as_uri()
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+            rows = db.execute("SELECT artifact_location FROM experiments").fetchall()
+            moved = {
+                str(loc).rstrip("/")
+                for (loc,) in rows
+                if str(loc or "").startswith("file://") and str(loc).rstrip("/").endswith("/artifacts")
+            } - {here}
+            for old in moved:
+                for table, column in ARTIFACT_COLUMNS:
+                    with contextlib.suppress(sqlite3.OperationalError):  # a column this MLflow version lacks
+                        db.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # table and column: fixed names
+                            f"WHERE substr({column}, 1, ?) = ?",
+                            (here, len(old) + 1, len(old), old),
+                        )
+            db.commit()
+    except sqlite3.Error as exc:
+        logger.debug("artifact locations of %s left as they are: %s", path, exc)
+        return
+    if moved:  # this process may still hold artifact repositories at the old locations, cached by run id
+        with contextlib.suppress(ImportError, AttributeError):
+            from mlflow.tracking._tracking_service import utils as tracking_utils
+
+            tracking_utils._artifact_repos_cache.clear()
+
+
 def connect(store: Store) -> MlflowClient:
     """A client for the store's tracking URI (also its registry); checks that it can be reached."""
     uri = store.tracking_uri
@@ -61,6 +111,7 @@ def connect(store: Store) -> MlflowClient:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         check_readable(path, "MLflow store")
+        relocate_artifacts(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() and not seed_mlflow_db(path):
             fresh = path  # MLflow migrates it now; keep the result as the template for the next new home
@@ -340,6 +391,7 @@ def _fluent_uris(uri: str) -> Iterator[None]:
 
 def load_pyfunc(uri: str, tracking_uri: str) -> Any:
     """Load a registered or logged model as pyfunc (``models:/NAME@champion``, ``runs:/...``)."""
+    relocate_artifacts(tracking_uri)
     try:
         with _fluent_uris(tracking_uri):
             return mlflow.pyfunc.load_model(uri)

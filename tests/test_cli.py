@@ -439,3 +439,33 @@ def test_a_continued_search_whose_best_is_unchanged_registers_no_second_version(
     versions = client(home).search_model_versions("name = 'once'")
     assert [int(v.version) for v in versions] == [1]
     assert "already registered" in again.stderr
+
+
+def test_a_moved_home_reads_and_writes_its_own_artifacts(tmp_path: Path, table_csv: Path) -> None:
+    import shutil
+
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    args = ["search", "--data", str(table_csv), "--target", "y", "--study", "mv", "--epochs", "1", "--no-report"]
+    assert runner.invoke(app, [*args, "--trials", "1", "--home", str(first), "--quiet"]).exit_code == 0
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    out = tmp_path / "predicted.csv"
+    predicted = invoke(
+        "predict",
+        "--model",
+        "models:/mv@champion",
+        "--data",
+        str(table_csv),
+        "--output",
+        str(out),
+        "--home",
+        str(moved),
+    )
+    assert predicted.exit_code == 0 and len(pd.read_csv(out)) == len(pd.read_csv(table_csv))
+    again = runner.invoke(app, [*args, "--trials", "1", "--home", str(moved), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert not first.exists(), sorted(str(p) for p in first.rglob("*"))  # nothing written to the original's folder
+    c = client(moved)
+    experiment = c.get_experiment_by_name("mv")
+    assert experiment.artifact_location == (moved / "artifacts").resolve().as_uri()
+    assert all(str(moved.resolve()) in r.info.artifact_uri for r in c.search_runs([experiment.experiment_id]))
