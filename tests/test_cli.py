@@ -469,3 +469,15 @@ def test_a_moved_home_reads_and_writes_its_own_artifacts(tmp_path: Path, table_c
     experiment = c.get_experiment_by_name("mv")
     assert experiment.artifact_location == (moved / "artifacts").resolve().as_uri()
     assert all(str(moved.resolve()) in r.info.artifact_uri for r in c.search_runs([experiment.experiment_id]))
+
+
+def test_a_bug_escapes_the_console_script_with_its_own_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only usage mistakes become one line: anything else is a bug and keeps its own exception."""
+    import cli.main
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli.main, "app", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main.main()
