@@ -44,17 +44,40 @@ def tune_sqlite_under(home: Path) -> None:
     _ROOTS.add(str(home.resolve()))
 
 
+def _opens(uri: str) -> sqlite3.Error | None:
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return exc
+    return None
+
+
+def read_only(path: Path) -> bool:
+    """Whether an existing sqlite file can be read but not written here (a read-only folder, file or mount)."""
+    return path.is_file() and _opens(f"file:{path}?mode=rw") is not None and _opens(immutable_uri(path)) is None
+
+
+def store_is_read_only(store: Any) -> bool:
+    """Whether a home's local MLflow store can be read but not written."""
+    uri = str(store.tracking_uri)
+    return uri.startswith("sqlite:///") and read_only(Path(uri.removeprefix("sqlite:///")))
+
+
+def immutable_uri(path: Path) -> str:
+    """A URI that reads the file as it is: no journal, no shared memory (a WAL database in a read-only folder)."""
+    return f"file:{path}?mode=ro&immutable=1"
+
+
 def check_readable(path: Path, what: str) -> None:
     """Refuse, in one line and at once, a sqlite file that is not a database (libraries would retry for minutes)."""
     if not path.is_file():
         return
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-            db.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.Error as exc:
+    error = _opens(f"file:{path}?mode=ro")
+    if error is not None and _opens(immutable_uri(path)) is not None:
         from automl.errors import StoreError
 
-        raise StoreError(f"{path}: the {what} cannot be read: {exc}") from None
+        raise StoreError(f"{path}: the {what} cannot be read: {error}") from None
 
 
 def _template_path() -> Path | None:

@@ -57,9 +57,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
-            from automl.sqlite_tuning import check_readable
+            from automl.sqlite_tuning import check_readable, immutable_uri, read_only
 
-            check_readable(Path(url.removeprefix("sqlite:///")), "Optuna storage")
+            path = Path(url.removeprefix("sqlite:///"))
+            check_readable(path, "Optuna storage")
+            if read_only(path):  # a finished store on a read-only mount can still be inspected
+                url = f"sqlite:///{immutable_uri(path)}&uri=true"
         if url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
         else:

@@ -49,7 +49,8 @@ def report(
     """Plot a study (history, importances, parallel coordinates, learning curves) onto its MLflow parent run."""
     from automl.config import resolve_store
     from automl.errors import AutoMLError, StoreError
-    from automl.report import ARTIFACT_DIR, html_available, log_report, parent_run_id
+    from automl.report import ARTIFACT_DIR, html_available, log_report, parent_run_id, write_report
+    from automl.sqlite_tuning import store_is_read_only
     from automl.tracking import Tracker
 
     if top < 1:
@@ -59,6 +60,13 @@ def report(
     loaded = _load(study, home, storage)
     store = resolve_store(home, tracking_uri, storage)
     run_id = parent_run_id(loaded)
+    if output and store_is_read_only(store):  # a finished store on a read-only mount: the files only
+        paths = write_report(loaded, output, top, html)
+        if not paths:
+            raise AutoMLError(f"study '{study}' has no completed trial to plot")
+        for path in paths:
+            print(f"{path} (the store is read-only: not attached to run {run_id})")
+        return
     tracker = Tracker(store, study)
     if not tracker.run_tags(run_id):
         raise StoreError(f"the MLflow parent run {run_id} of study '{study}' is not in {store.tracking_uri}")

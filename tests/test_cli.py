@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -481,3 +482,35 @@ def test_a_bug_escapes_the_console_script_with_its_own_traceback(monkeypatch: py
     monkeypatch.setattr(cli.main, "app", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main.main()
+
+
+def test_a_read_only_store_can_still_be_inspected(tmp_path: Path, table_csv: Path) -> None:
+    """trials, best and report --output on a finished store that cannot be written (made immutable here)."""
+    import shutil
+    import subprocess
+    import sys
+
+    home = tmp_path / "store"
+    args = ["search", "--data", str(table_csv), "--target", "y", "--study", "ro", "--trials", "1", "--epochs", "1"]
+    # another process writes the store, as in life: this one must not hold it open when it turns read-only
+    searched = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args, "--home", str(home), "--quiet", "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "-R", "+i", str(home)], capture_output=True).returncode != 0:
+        pytest.skip("this file system cannot make the store read-only (chattr +i)")
+    try:
+        assert not os.access(home, os.W_OK) or subprocess.run(["touch", str(home / "probe")]).returncode != 0
+        listed = invoke("trials", "--study", "ro", "--home", str(home), "--json")
+        assert [row["state"] for row in json.loads(listed.stdout)] == ["COMPLETE"]
+        best = json.loads(invoke("best", "--study", "ro", "--home", str(home), "--json").stdout)
+        assert best["model_uri"] == "models:/ro/1"
+        out = tmp_path / "report"
+        report = invoke("report", "--study", "ro", "--home", str(home), "--output", str(out))
+        assert report.exit_code == 0 and (out / "optimization_history.png").is_file()
+    finally:
+        subprocess.run([chattr, "-R", "-i", str(home)], check=True)
