@@ -74,6 +74,20 @@ def resolve_space(config: SearchConfig) -> Space:
     return space
 
 
+def check_stores(config: SearchConfig) -> Store:
+    """The cheap checks of where a search will write, before Keras, data or lint: one line each, in seconds."""
+    store = resolve_store(config.home, config.tracking_uri, config.storage)
+    check_writable(store.home)
+    for uri, what in ((store.tracking_uri, "MLflow store"), (store.storage, "Optuna storage")):
+        if uri.startswith("sqlite:///"):  # a corrupt file: one line now, not minutes of retries later
+            check_readable(Path(uri.removeprefix("sqlite:///")), what)
+    if not store.local_tracking:  # a server that does not answer fails in seconds
+        from automl.tracking import check_server
+
+        check_server(store.tracking_uri)
+    return store
+
+
 def check_writable(home: Path) -> None:
     """Refuse, before anything is loaded or created, a home whose nearest existing folder cannot be written."""
     folder = home
@@ -174,15 +188,7 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
     ``join=True`` attaches to an existing study and its parent run (a worker) instead of setting it up.
     """
     started = time.perf_counter()
-    store = resolve_store(config.home, config.tracking_uri, config.storage)
-    check_writable(store.home)
-    for uri, what in ((store.tracking_uri, "MLflow store"), (store.storage, "Optuna storage")):
-        if uri.startswith("sqlite:///"):  # a corrupt file: one line now, not minutes of retries later
-            check_readable(Path(uri.removeprefix("sqlite:///")), what)
-    if not store.local_tracking:  # a server that does not answer fails in seconds, before data and lint
-        from automl.tracking import check_server
-
-        check_server(store.tracking_uri)
+    store = check_stores(config)
     if config.hypermodel:
         from automl.hypermodel import load_hypermodel, tunes_in_fit
 

@@ -202,14 +202,11 @@ def search(
     storage: Storage = None,
 ) -> None:
     """Search a family's space on a data set; every trial goes to MLflow, the best model to the registry."""
-    from automl.config import SearchConfig
+    from automl.config import SearchConfig, Task
     from automl.errors import AutoMLError
     from automl.logs import import_backend_quietly
+    from automl.runner import check_stores
     from automl.runner import search as run_search
-
-    import_backend_quietly()
-
-    from automl.config import Task
 
     tasks = typing.get_args(Task)
     if task is not None and task not in tasks:
@@ -257,6 +254,8 @@ def search(
         deterministic=deterministic,
         normal_label=normal_label,
     )
+    check_stores(config)  # a store or server that cannot be used fails before Keras is imported
+    import_backend_quietly()
     result = run_search(config, _progress(quiet, verbose))
     _print_result(result, as_json)
     _exit_code(result)

@@ -514,3 +514,23 @@ def test_a_read_only_store_can_still_be_inspected(tmp_path: Path, table_csv: Pat
         assert report.exit_code == 0 and (out / "optimization_history.png").is_file()
     finally:
         subprocess.run([chattr, "-R", "-i", str(home)], check=True)
+
+
+def test_the_console_script_checks_the_tracking_server_before_importing_keras(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['automl'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('cli.main', run_name='__main__')\n"
+        "finally:\n    print('keras imported:', 'keras' in sys.modules, file=sys.stderr)\n"
+    )
+    args = ["search", "--data", "demo:wine", "--tracking-uri", "http://127.0.0.1:9", "--home", str(tmp_path / "h")]
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - start < 10
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines[0].startswith("automl: error: ") and "unreachable" in lines[0]
+    assert lines[-1] == "keras imported: False"
+    assert not (tmp_path / "h").exists()
