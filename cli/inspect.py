@@ -125,6 +125,12 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
     from automl.study import load_study
 
     loaded = load_study(study, _check_local_store(home, storage))
+    from automl.config import resolve_store
+    from automl.sqlite_tuning import check_readable
+
+    registry = resolve_store(home, None, storage).tracking_uri
+    if registry.startswith("sqlite:///"):  # the model URI it prints lives there: a corrupt registry is one line
+        check_readable(Path(registry.removeprefix("sqlite:///")), "MLflow store")
     try:
         trial = loaded.best_trial
     except ValueError:

@@ -429,6 +429,18 @@ def test_a_corrupt_store_is_one_line_naming_the_file(home: Path, table_csv: Path
     assert (home / name).read_bytes().startswith(b"this is not")  # left as it was
 
 
+def test_best_on_a_store_whose_registry_is_corrupt_prints_no_model(searched: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    home = tmp_path / "copy"
+    shutil.copytree(searched["home"], home)
+    (home / "mlflow.db").write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (home / f"mlflow.db{suffix}").unlink(missing_ok=True)
+    line = _bad(home, "best", "--study", "s")
+    assert "mlflow.db" in line and "cannot be read" in line
+
+
 def test_a_continued_search_whose_best_is_unchanged_registers_no_second_version(home: Path, table_csv: Path) -> None:
     args = ["search", "--data", str(table_csv), "--target", "y", "--study", "once", "--home", str(home), "--quiet"]
     assert runner.invoke(app, [*args, "--trials", "2", "--epochs", "3", "--no-report"]).exit_code == 0
