@@ -391,6 +391,17 @@ def cli_has_no_start() -> bool:
     return _NO_START
 
 
+def run_timed(command: list[str], timeout: float) -> tuple[str, str, int | None, float]:
+    """Run ``command``: its stdout, stderr, exit code (None when killed at ``timeout``) and wall seconds."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        stdout, stderr, rc = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout, stderr, rc = str(exc.stdout or ""), str(exc.stderr or ""), None
+    return stdout, stderr, rc, time.perf_counter() - started
+
+
 def parse_last_json(text: str) -> dict[str, Any] | None:
     """The last JSON object in ``text`` that runs to its end (``--json`` pretty-prints after any log lines)."""
     decoder = json.JSONDecoder()
@@ -442,13 +453,7 @@ def run_automl(run: Run, setup: DataSetup, args: argparse.Namespace, scratch: Pa
         command += ["--trials", "100000", "--timeout", str(args.budget_s)]
     else:
         command += ["--trials", str(args.trials)]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=args.run_timeout, check=False)
-        stdout, stderr, rc = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout, stderr, rc = str(exc.stdout or ""), str(exc.stderr or ""), None
-    wall = time.perf_counter() - started
+    stdout, stderr, rc, wall = run_timed(command, args.run_timeout)
     result = parse_last_json(stdout) or {}
     metrics = result.get("test_metrics") or {}
     value = metrics.get(setup.metric)
@@ -502,13 +507,7 @@ def run_peer(run: Run, setup: DataSetup, npz: Path, args: argparse.Namespace) ->
     ]
     if run.mode == "time":
         command += ["--budget-s", str(args.budget_s)]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=args.run_timeout, check=False)
-        stdout, stderr, rc = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout, stderr, rc = str(exc.stdout or ""), str(exc.stderr or ""), None
-    wall = time.perf_counter() - started
+    stdout, stderr, rc, wall = run_timed(command, args.run_timeout)
     found: dict[str, Any] = {}
     for line in reversed(stdout.splitlines()):
         if line.startswith("{"):
