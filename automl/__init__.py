@@ -12,6 +12,7 @@ from automl.errors import AutoMLError, DataError, SpaceError, StoreError
 
 if TYPE_CHECKING:
     from automl.runner import SearchResult
+    from automl.tuner import Tuner
 
 __version__ = "0.1.0"
 __all__ = [
@@ -22,12 +23,21 @@ __all__ = [
     "SpaceError",
     "Store",
     "StoreError",
+    "Tuner",
     "load_model",
     "predict",
     "resolve_store",
     "resume",
     "search",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Tuner":  # KerasTuner's tuner API; loaded on first use
+        from automl.tuner import Tuner
+
+        return Tuner
+    raise AttributeError(f"module 'automl' has no attribute '{name}'")
 
 
 def search(data: str, family: str = "mlp", *, progress: Any = None, **options: Any) -> SearchResult:

@@ -85,6 +85,7 @@ class SearchConfig:
     report: bool = True
     deterministic: bool = False
     oom_retry: bool = False
+    executions_per_trial: int = 1  # fits per trial with different seeds; the trial's value is their mean
     image_size: tuple[int, int] | None = None
     text_column: str | None = None
     window: int | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import functools
 import hashlib
 import importlib
@@ -41,6 +42,20 @@ PREFIX = "hypermodel:"
 # (trial, values it drew): a fit-time ``hp`` of that same trial may still draw params (set by ``suggest``)
 _LIVE_TRIAL: contextvars.ContextVar[Any] = contextvars.ContextVar("automl_hypermodel_trial", default=None)
 _MISSING = object()
+# (callbacks, keyword arguments) that a tuner's ``search(...)`` passes on to every trial's ``fit``
+_FIT_OPTIONS: contextvars.ContextVar[tuple[list[Any], dict[str, Any]] | None] = contextvars.ContextVar(
+    "automl_hypermodel_fit_options", default=None
+)
+
+
+@contextlib.contextmanager
+def fit_options(callbacks: Sequence[Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """Within this block, every hypermodel trial's ``fit`` also gets ``callbacks`` (copied) and ``kwargs``."""
+    token = _FIT_OPTIONS.set((list(callbacks), dict(kwargs)))
+    try:
+        yield
+    finally:
+        _FIT_OPTIONS.reset(token)
 
 
 class _AnyKind(frozenset):  # type: ignore[type-arg]
@@ -92,10 +107,16 @@ class HyperParameters:
         trial: Any = None,
         values: Mapping[str, Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
+        tune_new_entries: bool = True,
     ) -> None:
         self.trial = trial
         self._recorded = dict(values or {})
         self._fixed = dict(fixed or {})
+        # a tuner's ``hyperparameters=``: name -> (method, arguments) declared in place of the hypermodel's own
+        self._overrides = dict(overrides or {})
+        self._tune_new = tune_new_entries
+        self._redirecting: set[str] = set()
         self.values: dict[str, Any] = {}
         self.space: list[dict[str, Any]] = []
         self._names: set[str] = set()
@@ -145,6 +166,13 @@ class HyperParameters:
         parent_values: Any,
     ) -> Any:
         full = self._full_name(name)
+        if full in self._overrides and full not in self._redirecting:
+            method, arguments = self._overrides[full]
+            self._redirecting.add(full)
+            try:
+                return getattr(self, method)(name, **arguments, parent_name=parent_name, parent_values=parent_values)
+            finally:
+                self._redirecting.discard(full)
         conditions = list(self._conditions)
         if parent_name is not None:
             parent = self._full_name(parent_name)
@@ -165,7 +193,7 @@ class HyperParameters:
                 value = parse(self._fixed[full])
             except ValueError as exc:
                 raise SpaceError(f"--set '{full}={self._fixed[full]}': {exc}") from None
-        elif self.trial is not None:
+        elif self.trial is not None and (self._tune_new or full in self._overrides):
             try:
                 value = sample(self.trial, full)
             except optuna.exceptions.UpdateFinishedTrialError:  # replaying after its trial ended
@@ -326,6 +354,8 @@ class HyperModelSpace:
     hypermodel: Any
     family: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # unknown until build runs; kept for Space's shape
+    overrides: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # see ``HyperParameters``
+    tune_new_entries: bool = True
 
     @property
     def sha256(self) -> str:
@@ -346,7 +376,7 @@ class HyperModelSpace:
         n_train: int | None = None,
     ) -> dict[str, Any]:
         """Draw one trial's params by running ``build(hp)`` with the trial behind ``hp``."""
-        hp = HyperParameters(trial=trial, fixed=fixed)
+        hp = HyperParameters(trial=trial, fixed=fixed, overrides=self.overrides, tune_new_entries=self.tune_new_entries)
         _LIVE_TRIAL.set((trial, hp.values))
         declare = getattr(self.hypermodel, "declare_hyperparameters", None)
         try:
@@ -376,7 +406,7 @@ class HyperModelSpace:
 
     def describe(self) -> list[dict[str, Any]]:
         """The params one default build asks for (conditional ones only on their default branch)."""
-        hp = HyperParameters()
+        hp = HyperParameters(overrides=self.overrides)
         self.hypermodel.build(hp)
         return [dict(spec) for spec in hp.space]
 
@@ -437,14 +467,25 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
                 model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.CategoricalAccuracy("accuracy")])
             else:
                 model.compile(optimizer=optimizer, loss=loss, metrics=task_metrics(task))
+        extra_callbacks, fit_kwargs = _FIT_OPTIONS.get() or ([], {})
+        callbacks = [*callbacks, *copy.deepcopy(extra_callbacks)]  # each trial gets fresh copies, as in KerasTuner
         if not custom_fit:
-            default_fit(model, params, data, epochs, callbacks)
+            if not fit_kwargs:
+                default_fit(model, params, data, epochs, callbacks)
+                return
+            model.fit(
+                data.x_train,
+                data.y_train,
+                **{"validation_data": (data.x_val, data.y_val), "epochs": epochs, **fit_kwargs},
+                callbacks=callbacks,
+                verbose=0,
+            )
             return
         hp = HyperParameters(trial=_live_trial(params), values=params)
         # fit() gets the hp that build() filled, as under KerasTuner: get(), hp[...] and values see its params
         hp.values.update({k: v for k, v in params.items() if k != "family"})
         hp._names.update(hp.values)
-        _call_fit(hypermodel, hp, model, data, epochs, callbacks)
+        _call_fit(hypermodel, hp, model, data, epochs, callbacks, fit_kwargs)
         drawn = {k: v for k, v in hp.values.items() if k not in params}
         if drawn and isinstance(params, dict):
             params.update(drawn)  # params drawn inside fit join the trial's record
@@ -517,7 +558,15 @@ def _live_trial(params: Mapping[str, Any]) -> Any:
 _DUPLICATE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
 
 
-def _call_fit(hypermodel: Any, hp: HyperParameters, model: Any, data: Any, epochs: int, callbacks: list[Any]) -> None:
+def _call_fit(
+    hypermodel: Any,
+    hp: HyperParameters,
+    model: Any,
+    data: Any,
+    epochs: int,
+    callbacks: list[Any],
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """``HyperModel.fit(hp, model, x, y, **kwargs)`` as KerasTuner's tuner calls it.
 
     A ``fit`` that sets ``epochs`` (or ``batch_size``...) itself, as in KerasTuner's docs, wins over ours.
@@ -525,6 +574,7 @@ def _call_fit(hypermodel: Any, hp: HyperParameters, model: Any, data: Any, epoch
     kwargs: dict[str, Any] = {
         "validation_data": (data.x_val, data.y_val),
         "epochs": epochs,
+        **(extra or {}),
         "callbacks": callbacks,
         "verbose": 0,
     }
@@ -534,7 +584,7 @@ def _call_fit(hypermodel: Any, hp: HyperParameters, model: Any, data: Any, epoch
             return
         except TypeError as exc:
             match = _DUPLICATE.search(str(exc))
-            if match is None or match.group(1) not in ("epochs", "verbose", "validation_data"):
+            if match is None or match.group(1) not in kwargs or match.group(1) == "callbacks":
                 raise
             kwargs.pop(match.group(1))
     raise RuntimeError("HyperModel.fit refused every keyword argument")
@@ -596,14 +646,47 @@ def _source_text(spec: str, target: Any) -> str:
     return f"hypermodel: {spec}\nsource: |\n{body}\n"
 
 
-@functools.lru_cache(maxsize=32)
+_IN_MEMORY: dict[str, tuple[Family, HyperModelSpace]] = {}
+
+
+def register_hypermodel(
+    spec: str,
+    target: Any,
+    overrides: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
+    tune_new_entries: bool = True,
+) -> tuple[Family, HyperModelSpace]:
+    """Make a hypermodel object of this Python session (``automl.Tuner``'s) loadable as ``spec``."""
+    import dataclasses
+
+    spec = spec.removeprefix(PREFIX)
+    family, space = _family_and_space(spec, target)
+    space = dataclasses.replace(space, overrides=dict(overrides or {}), tune_new_entries=tune_new_entries)
+    _IN_MEMORY[spec] = family, space
+    return family, space
+
+
 def load_hypermodel(spec: str) -> tuple[Family, HyperModelSpace]:
     """``MODULE:NAME`` (or ``file.py:NAME``) -> the family to train it and the space that samples it.
 
     Cached by ``spec``: the registry, the runner and a resumed study all get the same hypermodel object.
     """
     spec = spec.removeprefix(PREFIX)
-    target = _import_target(spec)
+    if spec in _IN_MEMORY:
+        return _IN_MEMORY[spec]
+    if spec.startswith("tuner:"):
+        raise AutoMLError(
+            f"hypermodel '{spec}' belongs to an automl.Tuner and lives in the Python session that ran it; "
+            f"use automl.Tuner(..., project_name='{spec.removeprefix('tuner:')}') there"
+        )
+    return _import_hypermodel(spec)
+
+
+@functools.lru_cache(maxsize=32)
+def _import_hypermodel(spec: str) -> tuple[Family, HyperModelSpace]:
+    return _family_and_space(spec, _import_target(spec))
+
+
+def _family_and_space(spec: str, target: Any) -> tuple[Family, HyperModelSpace]:
     hypermodel = as_hypermodel(target, spec)
     doc = inspect.getdoc(target) or ""
     description = doc.splitlines()[0] if doc else f"KerasTuner hypermodel {spec}"
@@ -613,4 +696,13 @@ def load_hypermodel(spec: str) -> tuple[Family, HyperModelSpace]:
     return family, space
 
 
-__all__ = ["ANY_KIND", "HyperModelSpace", "HyperParameters", "as_hypermodel", "load_hypermodel", "make_family"]
+__all__ = [
+    "ANY_KIND",
+    "HyperModelSpace",
+    "HyperParameters",
+    "as_hypermodel",
+    "fit_options",
+    "load_hypermodel",
+    "make_family",
+    "register_hypermodel",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -56,6 +57,7 @@ class TrialSettings:
     isolation: str = "none"
     oom_retry: bool = False
     options: RunOptions = field(default_factory=RunOptions)
+    executions: int = 1  # fits per trial (each with its own seed); the trial's value is their mean
 
 
 def trial_origin(trial: optuna.trial.BaseTrial) -> str:
@@ -131,24 +133,9 @@ class Objective:
         log = None
         start = time.perf_counter()
         try:
-            if self.settings.isolation == "process":
-                log, save = self._train_in_child(
-                    trial, params, seed, report, lambda name, image: self.tracker.log_image(run_id, image, name)
-                )
-            else:
-                with artifact_sink(lambda name, image: self.tracker.log_image(run_id, image, name)):
-                    model, log = train(
-                        self.family,
-                        params,
-                        self.dataset,
-                        self.data,
-                        self.settings.epochs,
-                        self.monitor,
-                        self.settings.direction,
-                        report,
-                        options=self.settings.options,
-                    )
-                save = model.save
+            log, save = self._execute(trial, params, seed, run_id, report)
+            if self.settings.executions > 1 and not log.pruned and log.best_value is not None:
+                log, save = self._more_executions(trial, params, seed, run_id, log, save)
             if self.family.name.startswith("hypermodel:"):
                 trial.set_user_attr("params", params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
@@ -185,6 +172,60 @@ class Objective:
                 keras.utils.clear_session(free_memory=False)
             elif self._pending is not None:
                 self._pending.unlink(missing_ok=True)  # the child's model, unless it became the checkpoint
+
+    def _execute(
+        self, trial: optuna.Trial, params: dict[str, Any], seed: int, run_id: str, report: Any
+    ) -> tuple[EpochLog, Callable[[Path], Any]]:
+        """One fit of this trial's model: in a child process or here; its epoch log and how to save the model."""
+        if self.settings.isolation == "process":
+            return self._train_in_child(
+                trial, params, seed, report, lambda name, image: self.tracker.log_image(run_id, image, name)
+            )
+        with artifact_sink(lambda name, image: self.tracker.log_image(run_id, image, name)):
+            model, log = train(
+                self.family,
+                params,
+                self.dataset,
+                self.data,
+                self.settings.epochs,
+                self.monitor,
+                self.settings.direction,
+                report,
+                options=self.settings.options,
+            )
+        return log, model.save
+
+    def _more_executions(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        seed: int,
+        run_id: str,
+        first: EpochLog,
+        save: Callable[[Path], Any],
+    ) -> tuple[EpochLog, Callable[[Path], Any]]:
+        """Fit the trial ``executions - 1`` more times; the log's value becomes the mean, the best model is kept.
+
+        Only the first fit reports to the pruner: a later one restarting at epoch 0 would report out of order.
+        """
+        assert first.best_value is not None
+        values = [float(first.best_value)]
+        best_value, best_save, fit_seconds = values[0], save, first.fit_seconds
+        maximize = self.settings.direction == "maximize"
+        for execution in range(1, self.settings.executions):
+            if self.settings.isolation != "process":
+                keras.utils.clear_session(free_memory=False)
+            keras.utils.set_random_seed(seed + execution)
+            log, save = self._execute(trial, params, seed + execution, run_id, None)
+            fit_seconds += log.fit_seconds
+            if log.best_value is None:
+                raise RuntimeError(f"execution {execution + 1}: no finite value of {self.monitor} in any epoch")
+            values.append(float(log.best_value))
+            if (log.best_value > best_value) if maximize else (log.best_value < best_value):
+                best_value, best_save = float(log.best_value), save
+        trial.set_user_attr("execution_values", values)
+        mean = float(sum(values) / len(values))
+        return dataclasses.replace(first, best_value=mean, fit_seconds=fit_seconds), best_save
 
     def _train_in_child(
         self, trial: optuna.Trial, params: dict[str, Any], seed: int, report: Any, on_image: Any

@@ -182,10 +182,11 @@ class Session:
     started: float
 
 
-def prepare(config: SearchConfig, join: bool = False) -> Session:
+def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = None) -> Session:
     """Validate everything (space, data, metric, servers) before creating a study or a run, then open them.
 
     ``join=True`` attaches to an existing study and its parent run (a worker) instead of setting it up.
+    ``dataset`` is data already in memory (``automl.Tuner``); ``config.data`` then only names it.
     """
     started = time.perf_counter()
     store = check_stores(config)
@@ -207,6 +208,8 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         raise AutoMLError(f"--trials must be at least 1 (got {config.trials})")
     if config.epochs < 1:
         raise AutoMLError(f"--epochs must be at least 1 (got {config.epochs})")
+    if config.executions_per_trial < 1:
+        raise AutoMLError(f"executions_per_trial must be at least 1 (got {config.executions_per_trial})")
     if config.isolation not in ("none", "process"):
         raise AutoMLError(f"--isolation '{config.isolation}' is not one of none, process")
     if config.workers is None:
@@ -221,7 +224,8 @@ def prepare(config: SearchConfig, join: bool = False) -> Session:
         from automl.isolation import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
-    dataset = load_dataset(config.data, **config.data_options())
+    if dataset is None:
+        dataset = load_dataset(config.data, **config.data_options())
     if config.hypermodel:
         from automl.hypermodel import unscaled_targets
 
@@ -325,6 +329,7 @@ def trial_settings(session: Session) -> Any:
         isolation=session.config.isolation,
         oom_retry=session.config.oom_retry,
         options=RunOptions.of(session.config.mixed_precision, session.config.deterministic),
+        executions=session.config.executions_per_trial,
     )
 
 
@@ -359,7 +364,11 @@ def search(config: SearchConfig, progress: ProgressReporter | None = None) -> Se
     """Run (or continue) a search and register its best model; see ``SearchConfig`` for the knobs."""
     if config.data and not config.data.startswith("demo:") and os.path.exists(config.data):
         config = dataclasses.replace(config, data=os.path.abspath(config.data))
-    session = prepare(config)
+    return search_session(prepare(config), progress)
+
+
+def search_session(session: Session, progress: ProgressReporter | None = None) -> SearchResult:
+    """Run the trials of a prepared session to its budget, then register the best model."""
     config, study, tracker = session.config, session.study, session.tracker
     done_before = count_finished(study)
     target = done_before + config.trials

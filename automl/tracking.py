@@ -294,6 +294,17 @@ class Tracker:
                 )
         return info
 
+    def copy_champion(self, source_name: str, name: str) -> str:
+        """Register ``source_name``'s champion version under ``name`` too, as its champion; its model URI."""
+        try:
+            version = self.client.get_model_version_by_alias(source_name, CHAMPION).version
+            copied = self.client.copy_model_version(f"models:/{source_name}/{version}", name)
+        except MlflowException as exc:
+            raise StoreError(f"cannot register {source_name}@{CHAMPION} as {name}: {exc.message}") from None
+        self.client.set_registered_model_alias(name, CHAMPION, copied.version)
+        self.client.set_model_version_tag(name, copied.version, STUDY, self.study_name)
+        return f"models:/{name}/{copied.version}"
+
     def promote(self, register_name: str, version: str) -> None:
         self.client.set_registered_model_alias(register_name, CHAMPION, version)
 

@@ -84,7 +84,19 @@ def _ensure_registered() -> None:
     # registration side effects, in match order (the first loader that accepts a source wins): ``routing`` sends a
     # CSV to the text, series or table loader by the options, so it must come before the plain table loader
     # ``generative`` sees every source first: it hands what is not an unsupervised task on to the next loader
-    modules = ("generative", "routing", "arrays", "images", "sequences", "text", "series", "demo", "tabular", "ratings")
+    modules = (
+        "generative",
+        "routing",
+        "arrays",
+        "images",
+        "sequences",
+        "text",
+        "series",
+        "demo",
+        "tabular",
+        "ratings",
+        "memory",
+    )
     for module in modules:
         importlib.import_module(f"automl.data.{module}")
     # a module imported earlier from elsewhere registered out of turn: restore this order (stable sort; loaders
