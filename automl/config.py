@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from automl.errors import AutoMLError
 
 Task = Literal["classification", "regression", "reconstruction", "anomaly", "density", "generation", "rating"]
 SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
@@ -83,6 +88,7 @@ class SearchConfig:
     max_params: int | None = None  # the lint refuses a branch over this many parameters (None: half the memory)
     start: bool = True  # a new study first tries the space's starting configurations
     report: bool = True
+    tracking: bool = True  # False: no MLflow runs and no registry; the best model goes to HOME/models/
     deterministic: bool = False
     oom_retry: bool = False
     executions_per_trial: int = 1  # fits per trial with different seeds; the trial's value is their mean
@@ -96,6 +102,47 @@ class SearchConfig:
     home: str | None = None
     tracking_uri: str | None = None
     storage: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot run, with the CLI option's name, before anything is loaded."""
+        choices = {
+            "task": (self.task, Task),
+            "sampler": (self.sampler, SamplerName),
+            "pruner": (self.pruner, PrunerName),
+            "isolation": (self.isolation, Literal["none", "process"]),
+        }
+        for name, (value, allowed) in choices.items():
+            valid = typing.get_args(allowed)
+            if value is not None and value not in valid:
+                raise AutoMLError(f"--{name} '{value}' is not one of {', '.join(valid)}")
+        at_least_one = {
+            "trials": self.trials,
+            "epochs": self.epochs,
+            "trials-per-gpu": self.trials_per_gpu,
+            "executions-per-trial": self.executions_per_trial,
+            "workers": 1 if self.workers is None else self.workers,
+        }
+        for name, number in at_least_one.items():
+            if number < 1:
+                raise AutoMLError(f"--{name} must be at least 1 (got {number})")
+        if self.max_failures < 0:
+            raise AutoMLError(f"--max-failures must be 0 or more (got {self.max_failures})")
+        for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
+            if not 0.0 < fraction < 1.0:
+                raise AutoMLError(f"{name} must be between 0 and 1 (got {fraction})")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SearchConfig:
+        """The config from CLI-style options: fields by name, ``set_values`` as ``name=value`` pins; None (an
+        option left out) means the field's default, read here (``AUTOML_ISOLATION`` included)."""
+        values = {k: v for k, v in options.items() if k in _FIELDS and v is not None}
+        pins = dict(values.pop("fixed", {}) or {})
+        for item in options.get("set_values") or []:
+            name, sep, raw = str(item).partition("=")
+            if not sep or not name.strip():
+                raise AutoMLError(f"--set '{item}': expected name=value")
+            pins[name.strip()] = raw.strip()
+        return cls(**values, fixed=pins)
 
     def data_options(self) -> dict[str, Any]:
         """Options every loader receives; each uses the ones it knows and ignores the rest."""
@@ -120,3 +167,6 @@ class SearchConfig:
         source = self.data.split(":", 1)[1] if self.data.startswith("demo:") else Path(self.data).stem
         family = self.hypermodel.rsplit(":", 1)[-1] if self.hypermodel else self.family
         return f"{family}-{source}"
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))

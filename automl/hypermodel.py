@@ -384,8 +384,10 @@ class HyperModelSpace:
                 declare(hp)
             self.hypermodel.build(hp)
         except Exception as exc:
-            if hasattr(trial, "set_user_attr"):
-                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            from automl.record import write_trial
+
+            with contextlib.suppress(AttributeError):  # the lint's stand-in trials record nothing
+                write_trial(trial, error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
         unknown = sorted(set(fixed or {}) - set(hp.values))
         if unknown:

@@ -359,3 +359,26 @@ def lint_space(
 
 
 __all__ = ["BranchReport", "LintReport", "branches", "lint_space", "synthetic_spec"]
+
+
+def lint_config(config: Any, kind: str | None = None, shape: Sequence[int] | None = None) -> LintReport:
+    """Lint the space a search config would search, on its data's shape (``config.data``), else on a made-up
+    input of ``kind`` (default: the family's first) and ``shape``: the same loaders ``automl search`` uses."""
+    from automl import families
+    from automl.spaces import pin_params, space_for
+
+    family = families.get(config.family)
+    space = space_for(config)
+    fixed = pin_params(space, dict(config.fixed))
+    if config.data:
+        from automl.data import load_dataset
+
+        spec = load_dataset(config.data, **config.data_options()).spec
+        family.check_data(spec.kind, config.data)
+    else:
+        made_up = kind or default_kind(family.data_kinds)
+        family.check_data(made_up, f"--kind {made_up}")
+        if config.task not in (None, "classification", "regression"):
+            raise AutoMLError(f"--task {config.task} needs real data to lint on: pass --data")
+        spec = synthetic_spec(made_up, config.task, shape)
+    return lint_space(family, space, spec, fixed, max_params=config.max_params)

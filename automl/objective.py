@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import keras
 import optuna
@@ -19,28 +19,14 @@ import optuna
 from automl import interrupts
 from automl.data import Dataset
 from automl.families import Family
-from automl.provenance import DETERMINISTIC_ATTR, provenance_tags
+from automl.provenance import provenance_tags
+from automl.record import monitor_of, read_trial, write_trial
 from automl.spaces import Space
-from automl.study import ORIGIN_ATTR
+from automl.tracking_interface import TrialTracker
 from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train
 from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
-
-
-class TrialTracker(Protocol):
-    def start_trial(self, parent_id: str, number: int, params: dict[str, Any], tags: dict[str, str]) -> str: ...
-    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None: ...
-    def finish_trial(
-        self,
-        run_id: str,
-        state: str,
-        history: list[dict[str, float]],
-        summary: dict[str, float] | None = ...,
-        tags: dict[str, str] | None = ...,
-        error: str | None = ...,
-        run_status: str | None = ...,
-    ) -> None: ...
 
 
 EpochListener = Callable[[int, int, int, float], None]  # (trial number, epoch, epochs, objective value)
@@ -62,7 +48,7 @@ class TrialSettings:
 
 def trial_origin(trial: optuna.trial.BaseTrial) -> str:
     """``start`` for a space's starting configuration (enqueued), ``search`` for a sampler's draw."""
-    return str(trial.user_attrs.get(ORIGIN_ATTR, "search"))
+    return read_trial(trial).origin or "search"
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -91,7 +77,7 @@ class Objective:
         self.tracker = tracker
         self.parent_run_id = parent_run_id
         self.data = TrainingData.from_dataset(dataset)  # once per worker, not once per trial
-        self.monitor = f"val_{settings.metric}"
+        self.monitor = monitor_of(settings.metric)
         self.provenance = provenance_tags(space.sha256, str(dataset.description.get("sha256", "")))
         self._checkpoint: Path | None = None
         self._data_path: Path | None = None
@@ -106,10 +92,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.params_for(trial)
         seed = trial_seed(self.settings.seed, trial.number)
-        trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("epochs", self.settings.epochs)
+        write_trial(trial, worker=worker_id(), params=params, seed=seed, epochs=self.settings.epochs)
         run_id = self.tracker.start_trial(
             self.parent_run_id,
             trial.number,
@@ -121,7 +104,7 @@ class Objective:
                 **self.provenance,
             },
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
+        write_trial(trial, mlflow_run_id=run_id)
         keras.utils.set_random_seed(seed)
 
         def report(epoch: int, value: float) -> bool:
@@ -137,18 +120,20 @@ class Objective:
             if self.settings.executions > 1 and not log.pruned and log.best_value is not None:
                 log, save = self._more_executions(trial, params, seed, run_id, log, save)
             if self.family.name.startswith("hypermodel:"):
-                trial.set_user_attr("params", params)  # a hypermodel's fit() may have drawn more params
+                write_trial(trial, params=params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
-            trial.set_user_attr("fit_seconds", log.fit_seconds)
-            trial.set_user_attr("dtype_policies", log.dtype_policies)
-            trial.set_user_attr(DETERMINISTIC_ATTR, log.deterministic)
+            write_trial(
+                trial,
+                fit_seconds=log.fit_seconds,
+                dtype_policies=log.dtype_policies,
+                deterministic_ops=log.deterministic,
+            )
             if log.pruned:
                 self.tracker.finish_trial(run_id, "PRUNED", log.history, summary)
                 raise optuna.TrialPruned(f"pruned at epoch {len(log.history) - 1}")
             if log.best_value is None:
                 raise RuntimeError(f"no finite value of {self.monitor} in any epoch")
-            trial.set_user_attr("best_epoch", log.best_epoch)
-            trial.set_user_attr("history", log.history)
+            write_trial(trial, best_epoch=log.best_epoch, history=log.history)
             summary[f"best_{self.monitor}"] = log.best_value
             summary["best_epoch"] = float(log.best_epoch or 0)
             self._keep_if_best(trial, save, log.best_value)
@@ -158,8 +143,7 @@ class Objective:
             raise
         except BaseException as exc:
             text = traceback.format_exc()
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
-            trial.set_user_attr("traceback", text[-8000:])
+            write_trial(trial, error=f"{type(exc).__name__}: {exc}"[:2000], traceback=text[-8000:])
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit) or interrupts.requested()
             self.tracker.finish_trial(
                 run_id, "FAIL", log.history if log else [], error=text, run_status="KILLED" if interrupted else None
@@ -223,7 +207,7 @@ class Objective:
             values.append(float(log.best_value))
             if (log.best_value > best_value) if maximize else (log.best_value < best_value):
                 best_value, best_save = float(log.best_value), save
-        trial.set_user_attr("execution_values", values)
+        write_trial(trial, execution_values=values)
         mean = float(sum(values) / len(values))
         return dataclasses.replace(first, best_value=mean, fit_seconds=fit_seconds), best_save
 
@@ -254,7 +238,7 @@ class Objective:
         )
 
         def started(pid: int) -> None:
-            trial.set_user_attr("child_pid", pid)
+            write_trial(trial, child_pid=pid)
 
         try:
             log = train_in_child(job, report, started, on_image)
@@ -263,7 +247,7 @@ class Objective:
             if not (exc.oom and self.settings.oom_retry and batch > 1):
                 raise
             job.params = {**params, "batch_size": batch // 2}
-            trial.set_user_attr("oom_retry", {"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
+            write_trial(trial, oom_retry={"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
             log = train_in_child(job, report, started, on_image)
 
         def save(path: Path) -> None:
@@ -283,7 +267,7 @@ class Objective:
         self.settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.checkpoint_dir / f"trial-{trial.number}.keras"
         save(path)
-        trial.set_user_attr("checkpoint", str(path))
+        write_trial(trial, checkpoint=str(path))
         if self._checkpoint is not None and self._checkpoint != path:
             self._checkpoint.unlink(missing_ok=True)
         self._checkpoint = path

@@ -8,7 +8,6 @@ from importlib import metadata as importlib_metadata
 VERSION_TAG = "automl.version."
 SPACE_TAG, DATA_TAG = "automl.space_sha256", "automl.data_sha256"
 VERSION_PACKAGES = ("keras", "tensorflow", "jax", "torch", "optuna", "numpy", "scikit-learn", "pandas", "mlflow")
-DETERMINISTIC_ATTR = "deterministic_ops"  # trial or study user attr: it ran with TensorFlow's deterministic kernels
 
 
 def package_versions() -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import optuna
 
 from automl.errors import AutoMLError
+from automl.record import read_study, read_trial
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class FileLogger(Protocol):
 
 def monitor_of(study: optuna.Study) -> str:
     """The per-epoch key of the objective, e.g. ``val_accuracy``."""
-    return f"val_{study.user_attrs.get('metric', 'loss')}"
+    return read_study(study).monitor
 
 
 def top_trials(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTrial]:
@@ -54,12 +55,12 @@ def html_available() -> bool:
 
 def _curve_keys(trials: Sequence[optuna.trial.FrozenTrial], monitor: str) -> list[str]:
     """The objective's curve, then the training loss, where the trials recorded them."""
-    rows = [row for trial in trials for row in trial.user_attrs.get("history") or []]
+    rows = [row for trial in trials for row in read_trial(trial).history or []]
     return [key for key in (monitor, "loss") if any(key in row for row in rows)]
 
 
 def _series(trial: optuna.trial.FrozenTrial, key: str) -> tuple[list[int], list[float]]:
-    history = trial.user_attrs.get("history") or []
+    history = read_trial(trial).history or []
     points = [(epoch, float(row[key])) for epoch, row in enumerate(history) if key in row]
     return [p[0] for p in points], [p[1] for p in points]
 
@@ -243,7 +244,7 @@ def _write_html(path: Path, study: optuna.Study, monitor: str, figures: list[tup
 
 def parent_run_id(study: optuna.Study) -> str:
     """The MLflow run of the study (tag ``automl.role=study``) recorded by the search."""
-    run_id = study.user_attrs.get("mlflow_parent_run_id")
+    run_id = read_study(study).parent_run_id
     if not run_id:
         raise AutoMLError(f"study '{study.study_name}' has no MLflow parent run (was it run by automl search?)")
     return str(run_id)

@@ -15,7 +15,8 @@ from automl.backend import enable_determinism
 from automl.config import SearchConfig, Store, resolve_store
 from automl.errors import AutoMLError, DataError, StoreError
 from automl.hypermodel import family_for
-from automl.provenance import DETERMINISTIC_ATTR, VERSION_TAG, package_versions, provenance_tags
+from automl.provenance import VERSION_TAG, package_versions, provenance_tags
+from automl.record import read_study, read_trial, trial_params, update_study
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def load_record(
 
     store = resolve_store(home, tracking_uri, storage)
     study = load_study(study_name, store.storage)
-    record = dict(study.user_attrs.get("config") or {})
+    recorded = read_study(study)
+    record = dict(recorded.config)
     if not record:
         raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -69,8 +71,9 @@ def load_record(
         options["image_size"] = tuple(options["image_size"])
     config = SearchConfig(**{**options, "study": study_name})
     # fit-time params of a hypermodel reach Optuna's record even when the user attr was set before training
-    params = {**trial.params, **dict(trial.user_attrs.get("params") or {})}
-    retry = trial.user_attrs.get("oom_retry")
+    attrs = read_trial(trial)
+    params = trial_params(trial)
+    retry = attrs.oom_retry
     if isinstance(retry, dict) and "batch_size" in retry:
         params["batch_size"] = retry["batch_size"]  # the trial finished at the smaller batch it was retried with
     return TrialRecord(
@@ -78,19 +81,19 @@ def load_record(
         study=study,
         trial=trial,
         config=config,
-        family=str(study.user_attrs.get("family") or params.get("family") or config.family),
+        family=str(recorded.family or params.get("family") or config.family),
         params=params,
-        seed=int(trial.user_attrs.get("seed", config.seed)),
-        epochs=int(trial.user_attrs.get("epochs", config.epochs)),
-        metric=str(study.user_attrs.get("metric", config.metric or "loss")),
+        seed=int(attrs.seed if attrs.seed is not None else config.seed),
+        epochs=int(attrs.epochs if attrs.epochs is not None else config.epochs),
+        metric=str(recorded.metric or config.metric or "loss"),
         direction=study.direction.name.lower(),
     )
 
 
 def ran_deterministic(record: TrialRecord) -> bool:
     """Whether the trial ran with deterministic kernels: its own attr, else the study's, else no."""
-    recorded = record.trial.user_attrs.get(DETERMINISTIC_ATTR, record.study.user_attrs.get(DETERMINISTIC_ATTR))
-    return bool(recorded)
+    own = read_trial(record.trial).deterministic_ops
+    return bool(own if own is not None else read_study(record.study).deterministic)
 
 
 def load_record_data(record: TrialRecord) -> Any:
@@ -102,7 +105,7 @@ def load_record_data(record: TrialRecord) -> Any:
         from automl.hypermodel import unscaled_targets
 
         dataset = unscaled_targets(dataset)
-    recorded = record.study.user_attrs.get("data_sha256")
+    recorded = read_study(record.study).data_sha256
     current = dataset.description.get("sha256")
     if recorded and current and recorded != current:
         raise DataError(
@@ -135,18 +138,18 @@ class Reproduction:
 
 
 def _recorded_versions(record: TrialRecord) -> dict[str, str]:
-    run_id = record.trial.user_attrs.get("mlflow_run_id")
+    run_id = read_trial(record.trial).mlflow_run_id
     if run_id:
         try:
-            from automl.tracking import Tracker
+            from automl.tracking_interface import open_tracker
 
-            tags = Tracker(record.store, record.study.study_name).run_tags(run_id)
+            tags = open_tracker(record.store, record.study.study_name, record.config.tracking).run_tags(run_id)
         except StoreError:
             tags = {}
         versions = {k.removeprefix(VERSION_TAG): v for k, v in tags.items() if k.startswith(VERSION_TAG)}
         if versions:
             return versions
-    return dict(record.study.user_attrs.get("versions") or {})
+    return dict(read_study(record.study).versions)
 
 
 def _history_difference(recorded: list[dict[str, float]], retrained: list[dict[str, float]]) -> float | None:
@@ -200,14 +203,15 @@ def reproduce(
     recorded = float(record.trial.value)  # type: ignore[arg-type]
     value = log.best_value
     difference = None if value is None else abs(value - recorded)
-    space_text = record.study.user_attrs.get("space_text")
-    space_sha = record.study.user_attrs.get("space_sha256")
+    study_record = read_study(record.study)
+    space_text = study_record.space_text
+    space_sha = study_record.space_sha256
     space_matches = None
     if space_text is not None and space_sha:
         space_matches = hashlib.sha256(space_text.encode()).hexdigest() == space_sha
     before, now = _recorded_versions(record), package_versions()
     changes = {k: [before.get(k), now.get(k)] for k in sorted(before) if before.get(k) != now.get(k)}
-    history_gap = _history_difference(list(record.trial.user_attrs.get("history") or []), log.history)
+    history_gap = _history_difference(list(read_trial(record.trial).history or []), log.history)
     matches = difference is not None and difference <= tolerance and (history_gap is None or history_gap <= tolerance)
     return Reproduction(
         study=study_name,
@@ -255,14 +259,17 @@ def promote(
     from automl.export import export_model
     from automl.objective import TrialSettings
     from automl.runner import best_model, evaluate
-    from automl.tracking import TRIAL_NUMBER, Tracker
+    from automl.tracking import TRIAL_NUMBER
+    from automl.tracking_interface import open_tracker
     from automl.training import RunOptions
 
     record = load_record(study_name, number, home, tracking_uri, storage)
-    parent_id = record.study.user_attrs.get("mlflow_parent_run_id")
+    parent_id = read_study(record.study).parent_run_id
     if not parent_id:
         raise AutoMLError(f"study '{study_name}' has no MLflow parent run to log the model on")
-    tracker = Tracker(record.store, study_name)
+    if not record.config.tracking:
+        raise AutoMLError(f"study '{study_name}' ran with --no-tracking: there is no model registry to promote in")
+    tracker = open_tracker(record.store, study_name)
     if not tracker.run_tags(parent_id):
         raise StoreError(
             f"the MLflow parent run {parent_id} of study '{study_name}' is not in {record.store.tracking_uri}"
@@ -283,11 +290,12 @@ def promote(
     core, source = best_model(record.trial, family, dataset, settings)
     exported = export_model(core, dataset)
     test_metrics = evaluate(exported, dataset)
-    name = register_name or record.study.user_attrs.get("register_name") or record.config.register_name or study_name
+    registered = read_study(record.study).model
+    name = register_name or (registered and registered.register_name) or record.config.register_name or study_name
     metadata = {**dataset.metadata, "study": study_name, "trial": number, "weights": source}
     model_uri, version = tracker.log_best_model(parent_id, exported, metadata, dataset.raw_example, name)
     tracker.tag_model_version(name, version, {TRIAL_NUMBER: number, "automl.weights": source})
-    record.study.set_user_attr("champion", {"trial": number, "model_uri": model_uri, "register_name": name})
+    update_study(record.study, champion={"trial": number, "model_uri": model_uri, "register_name": name})
     return Promotion(
         study=study_name,
         trial=number,

@@ -16,9 +16,10 @@ import optuna
 from automl import families, interrupts
 from automl.config import SearchConfig, Store, resolve_store
 from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
-from automl.errors import AutoMLError, SpaceError, StoreError
+from automl.errors import AutoMLError, StoreError
 from automl.interrupts import stop_on_signals
-from automl.spaces import Space, load_default_space, load_space
+from automl.record import RegisteredModel, read_study, read_trial, trial_params, update_study
+from automl.spaces import Space, pin_params, space_for
 from automl.sqlite_tuning import check_readable
 from automl.study import (
     FINISHED,
@@ -30,6 +31,7 @@ from automl.study import (
     open_storage,
     open_study,
 )
+from automl.tracking_interface import StudyTracker
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +69,15 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_space(config: SearchConfig) -> Space:
-    space = load_space(config.space) if config.space else load_default_space(config.family)
-    if space.family and space.family != config.family and config.space:
-        logger.info("space %s was written for family %s; using it with %s", config.space, space.family, config.family)
-    return space
-
-
 def check_stores(config: SearchConfig) -> Store:
     """The cheap checks of where a search will write, before Keras, data or lint: one line each, in seconds."""
     store = resolve_store(config.home, config.tracking_uri, config.storage)
     check_writable(store.home)
-    for uri, what in ((store.tracking_uri, "MLflow store"), (store.storage, "Optuna storage")):
+    stores = ((store.tracking_uri, "MLflow store"),) if config.tracking else ()
+    for uri, what in (*stores, (store.storage, "Optuna storage")):
         if uri.startswith("sqlite:///"):  # a corrupt file: one line now, not minutes of retries later
             check_readable(Path(uri.removeprefix("sqlite:///")), what)
-    if not store.local_tracking:  # a server that does not answer fails in seconds
+    if config.tracking and not store.local_tracking:  # a server that does not answer fails in seconds
         from automl.tracking import check_server
 
         check_server(store.tracking_uri)
@@ -96,18 +92,6 @@ def check_writable(home: Path) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         what = "is not a folder" if folder.exists() and not folder.is_dir() else "cannot be written"
         raise StoreError(f"{home}: the store cannot be created here ({folder} {what})")
-
-
-def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
-    """Typed pinned values: strings (from ``--set``) are parsed against the space."""
-    strings = [f"{k}={v}" for k, v in fixed.items() if isinstance(v, str)]
-    pinned = space.parse_fixed(strings)
-    for name, value in fixed.items():
-        # a hypermodel's params are known only once build(hp) runs: its space checks the pins there
-        if isinstance(space, Space) and name not in space.params:
-            raise SpaceError(f"--set '{name}': unknown param (params: {', '.join(space.params)})")
-        pinned.setdefault(name, value)
-    return pinned
 
 
 def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[str, Any]) -> None:
@@ -150,7 +134,7 @@ class _Quota:
         if self.max_failures and self.failures >= self.max_failures:
             self.stopped_reason = (
                 f"stopped after {self.failures} consecutive failed trials "
-                f"(last error: {trial.user_attrs.get('error', 'unknown')})"
+                f"(last error: {read_trial(trial).error or 'unknown'})"
             )
             study.stop()
         elif self.finished >= self.quota or (self.budget is not None and count_finished(study) >= self.budget):
@@ -176,7 +160,7 @@ class Session:
     dataset: Dataset
     metric: str
     direction: str
-    tracker: Any
+    tracker: StudyTracker
     study: optuna.Study
     parent_id: str
     started: float
@@ -201,25 +185,12 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
             config = dataclasses.replace(config, isolation="none")
     else:
         family = families.get(config.family)
-        space = resolve_space(config)
+        space = space_for(config)
     fixed = pin_params(space, dict(config.fixed))
-    get_sampler(config.sampler), get_pruner(config.pruner, config.epochs)  # an unknown name fails before any store
-    if config.trials < 1:
-        raise AutoMLError(f"--trials must be at least 1 (got {config.trials})")
-    if config.epochs < 1:
-        raise AutoMLError(f"--epochs must be at least 1 (got {config.epochs})")
-    if config.executions_per_trial < 1:
-        raise AutoMLError(f"executions_per_trial must be at least 1 (got {config.executions_per_trial})")
-    if config.isolation not in ("none", "process"):
-        raise AutoMLError(f"--isolation '{config.isolation}' is not one of none, process")
-    if config.workers is None:
+    if config.workers is None:  # the settings themselves were checked when the config was made
         from automl.backend import gpu_count
 
         config = dataclasses.replace(config, workers=max(1, gpu_count() * config.trials_per_gpu))
-    if config.workers < 1 or config.trials_per_gpu < 1:
-        raise AutoMLError(
-            f"--workers and --trials-per-gpu must be at least 1 (got {config.workers}, {config.trials_per_gpu})"
-        )
     if config.isolation == "process" and (join or config.workers == 1):  # this process trains
         from automl.isolation import start_server
 
@@ -246,7 +217,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         enable_determinism()
 
     from automl.sqlite_tuning import tune_sqlite_under
-    from automl.tracking import Tracker
+    from automl.tracking_interface import open_tracker
 
     if store.local_tracking or store.storage.startswith(("sqlite", "journal:")):
         try:
@@ -254,7 +225,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
             tune_sqlite_under(store.home)
         except OSError as exc:
             raise StoreError(f"{store.home}: the store cannot be written here ({exc.strerror or exc})") from None
-    tracker = Tracker(store, config.study_name)
+    tracker = open_tracker(store, config.study_name, config.tracking)
     storage = open_storage(store.storage)
     if store.storage.startswith("sqlite") and config.workers > 2:
         logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", config.workers)
@@ -285,7 +256,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         attrs,
     )
     if join:
-        parent_id = study.user_attrs.get("mlflow_parent_run_id")
+        parent_id = read_study(study).parent_run_id
         if not parent_id or not _run_exists(tracker, study):
             raise AutoMLError(
                 f"study '{config.study_name}' has no MLflow parent run at {store.tracking_uri}; "
@@ -298,19 +269,21 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         points = space.start_points(dataset.task, dataset.spec.kind, fixed, len(dataset.y_train))[: config.trials]
         if enqueue_starts(study, points):
             logger.info("first %d trial(s): starting configurations of %s", len(points), space.source)
-    record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")}
-    study.set_user_attr("config", record)
-    study.set_user_attr("space_text", space.text)
     from automl.provenance import package_versions
 
-    study.set_user_attr("versions", package_versions())
-    if config.deterministic:
-        study.set_user_attr("deterministic_ops", True)
+    recorded = read_study(study)
     parent_id = tracker.attach_parent(
-        study.user_attrs.get("mlflow_parent_run_id") if _run_exists(tracker, study) else None,
+        recorded.parent_run_id if _run_exists(tracker, study) else None,
         {"automl.family": family.name, "automl.metric": metric, "automl.direction": direction},
     )
-    study.set_user_attr("mlflow_parent_run_id", parent_id)
+    update_study(
+        study,
+        config={k: v for k, v in dataclasses.asdict(config).items() if k not in ("home", "tracking_uri", "storage")},
+        space_text=space.text,
+        versions=package_versions(),
+        deterministic=recorded.deterministic or config.deterministic,
+        parent_run_id=parent_id,
+    )
     tracker.log_study_inputs(parent_id, space.text, dataset.description)
     return Session(config, store, family, space, fixed, dataset, metric, direction, tracker, study, parent_id, started)
 
@@ -372,7 +345,7 @@ def search_session(session: Session, progress: ProgressReporter | None = None) -
     config, study, tracker = session.config, session.study, session.tracker
     done_before = count_finished(study)
     target = done_before + config.trials
-    study.set_user_attr("budget", target)
+    update_study(study, budget=target)
     if progress is not None:
         progress.on_start(config.study_name, target, done_before, session.direction, session.metric)
     stopped_reason = None
@@ -421,11 +394,12 @@ def worker(
     configure()
     store = resolve_store(home, tracking_uri, storage)
     study = load_study(study_name, store.storage)
-    record = dict(study.user_attrs.get("config") or {})
+    recorded = read_study(study)
+    record = dict(recorded.config)
     if not record:
         raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
     # without --trials, a worker stops when the whole study reaches its budget, whoever ran the trials
-    budget = None if trials is not None else int(study.user_attrs.get("budget", 0))
+    budget = None if trials is not None else recorded.budget
     quota = trials if trials is not None else int(budget or 0) - count_finished(study)
     record.update(
         study=study_name,
@@ -447,8 +421,9 @@ def worker(
 
 def _recorded_space(study: optuna.Study, store: Store) -> str | None:
     """Write the space the study started with to HOME/spaces/, so every worker searches the same space."""
-    text = study.user_attrs.get("space_text")
-    if not text or (study.user_attrs.get("config") or {}).get("hypermodel"):
+    recorded = read_study(study)
+    text = recorded.space_text
+    if not text or recorded.config.get("hypermodel"):
         return None  # a hypermodel's space is its code, loaded again from --hypermodel
     path = store.home / "spaces" / f"{study.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -468,14 +443,15 @@ def resume(
     """Continue a study to the budget its last search asked for, with the settings it recorded."""
     store = resolve_store(home, tracking_uri, storage)
     study = load_study(study_name, store.storage)
-    record = dict(study.user_attrs.get("config") or {})
+    recorded = read_study(study)
+    record = dict(recorded.config)
     if not record:
         raise AutoMLError(f"study '{study_name}' was not created by automl search (no recorded config)")
-    budget = int(study.user_attrs.get("budget", 0))
-    from automl.tracking import Tracker
+    budget = recorded.budget
+    from automl.tracking_interface import open_tracker
     from automl.workers import reap_dead_trials
 
-    reap_dead_trials(study, Tracker(store, study_name).kill_trial)
+    reap_dead_trials(study, open_tracker(store, study_name, bool(record.get("tracking", True))).kill_trial)
     remaining = budget - count_finished(study)
     trials = overrides.pop("trials", None)
     if trials is None:
@@ -496,38 +472,33 @@ def resume(
     return search(SearchConfig(**record), progress)
 
 
-def _run_exists(tracker: Any, study: optuna.Study) -> bool:
-    run_id = study.user_attrs.get("mlflow_parent_run_id")
-    if not run_id:
-        return False
-    try:
-        run = tracker.client.get_run(run_id)
-    except Exception:  # a run from another tracking store
-        return False
-    return str(run.info.experiment_id) == tracker.experiment_id
+def _run_exists(tracker: StudyTracker, study: optuna.Study) -> bool:
+    run_id = read_study(study).parent_run_id
+    return bool(run_id) and tracker.run_exists(str(run_id))
 
 
 def _summary(session: Session, stopped_reason: str | None) -> SearchResult:
     trials = session.study.get_trials(deepcopy=False)
     states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-    fit_seconds = float(sum(t.user_attrs.get("fit_seconds", 0.0) for t in trials))
+    fit_seconds = float(sum(read_trial(t).fit_seconds or 0.0 for t in trials))
     config = session.config
     try:
         best = session.study.best_trial
     except ValueError:
         best = None
     register_name = config.register_name or config.study_name
+    registered = read_study(session.study).model
     return SearchResult(
         study=config.study_name,
         metric=session.metric,
         direction=session.direction,
         best_trial=None if best is None else best.number,
         best_value=None if best is None else best.value,
-        best_params={} if best is None else dict(best.user_attrs.get("params", best.params)),
-        model_uri=session.study.user_attrs.get("model_uri"),
-        champion_uri=f"models:/{register_name}@champion",
+        best_params={} if best is None else trial_params(best),
+        model_uri=None if registered is None else registered.uri,
+        champion_uri=f"models:/{register_name}@champion" if config.tracking else None,
         register_name=register_name,
-        test_metrics=dict(session.study.user_attrs.get("test_metrics", {})),
+        test_metrics={} if registered is None else dict(registered.test_metrics),
         states=states,
         wall_seconds=time.perf_counter() - session.started,
         fit_seconds=fit_seconds,
@@ -549,7 +520,7 @@ def finalize(session: Session, stopped_reason: str | None, progress: ProgressRep
     except BaseException as exc:
         # the parent run must not stay RUNNING, and the study must not look registered by this search
         reason = " ".join(f"registering the best model failed: {type(exc).__name__}: {exc}".split())[:500]
-        study.set_user_attr("registration_error", reason)
+        update_study(study, registration_error=reason)
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         tracker.finish_study(session.parent_id, {}, {"automl.stopped": reason}, status)
         raise
@@ -559,23 +530,21 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     study, tracker, config = session.study, session.tracker, session.config
     register_name = config.register_name or config.study_name
     best = study.best_trial
-    registered = study.user_attrs.get("model_uri")
-    if (
-        registered
-        and study.user_attrs.get("model_trial") == best.number
-        and not study.user_attrs.get("registration_error")
-    ):
+    recorded = read_study(study)
+    registered = recorded.model
+    if registered and registered.trial == best.number and not recorded.registration_error:
         # another search on this study (or an earlier one) already registered this very trial: no second version
         if progress is not None:
-            progress.on_finalize(f"trial {best.number} is already registered as {registered}")
+            progress.on_finalize(f"trial {best.number} is already registered as {registered.uri}")
         tracker.finish_study(
             session.parent_id,
-            {"best_value": best.value, "best_trial_number": best.number, **study.user_attrs.get("test_metrics", {})},
-            {"automl.best_trial": best.number, "automl.model_uri": registered},
+            {"best_value": best.value, "best_trial_number": best.number, **registered.test_metrics},
+            {"automl.best_trial": best.number, "automl.model_uri": registered.uri},
         )
         return _summary(session, stopped_reason)
     if progress is not None:
-        progress.on_finalize(f"registering trial {best.number} as {register_name}@champion")
+        where = f"as {register_name}@champion" if config.tracking else f"to {session.store.home / 'models'}"
+        progress.on_finalize(f"registering trial {best.number} {where}")
     core, source = best_model(best, session.family, session.dataset, trial_settings(session))
     from automl.export import export_model
 
@@ -600,11 +569,11 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     model_uri, _version = tracker.log_best_model(session.parent_id, exported, metadata, example, register_name)
     for name, image in images.items():
         tracker.log_image(session.parent_id, image, name)
-    study.set_user_attr("model_uri", model_uri)
-    study.set_user_attr("model_trial", best.number)
-    study.set_user_attr("register_name", register_name)
-    study.set_user_attr("registration_error", None)
-    study.set_user_attr("test_metrics", test_metrics)
+    update_study(
+        study,
+        model=RegisteredModel(model_uri, best.number, register_name, test_metrics),
+        registration_error=None,
+    )
     if config.report:
         from automl.report import log_report
 
@@ -631,7 +600,8 @@ def best_model(
     """The best trial's network at its best epoch: its checkpoint, else retrained with its seed."""
     from automl.export import load_keras_file
 
-    path = best.user_attrs.get("checkpoint")
+    attrs = read_trial(best)
+    path = attrs.checkpoint
     if path and not Path(path).is_file():  # a moved home: the checkpoint is in this home's folder
         path = str(settings.checkpoint_dir / Path(path).name)
     if path and Path(path).is_file():
@@ -641,8 +611,8 @@ def best_model(
     from automl.training import TrainingData, train
 
     logger.info("trial %s has no checkpoint here; retraining it with its seed", best.number)
-    keras.utils.set_random_seed(int(best.user_attrs.get("seed", settings.seed)))
-    params = dict(best.user_attrs.get("params") or best.params)
+    keras.utils.set_random_seed(int(attrs.seed if attrs.seed is not None else settings.seed))
+    params = trial_params(best)
     model, _ = train(
         family,
         params,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -13,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from automl.errors import SpaceError
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "regression")
 CONTEXT_KEYS = ("task", "kind")  # conditions may name the task or the data kind (table, image, text, ...)
@@ -487,3 +490,23 @@ def load_default_space(family: str) -> Space:
     if not resource.is_file():
         raise SpaceError(f"family '{family}' has no search space (search_spaces/{family}.yaml)")
     return parse_space(resource.read_text(encoding="utf-8"), f"search_spaces/{family}.yaml")
+
+
+def space_for(config: Any) -> Space:
+    """The space a search config names: its ``--space`` file, else its family's shipped one."""
+    space = load_space(config.space) if config.space else load_default_space(config.family)
+    if space.family and space.family != config.family and config.space:
+        logger.info("space %s was written for family %s; using it with %s", config.space, space.family, config.family)
+    return space
+
+
+def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
+    """Typed pinned values: strings (from ``--set``) are parsed against the space."""
+    strings = [f"{k}={v}" for k, v in fixed.items() if isinstance(v, str)]
+    pinned = space.parse_fixed(strings)
+    for name, value in fixed.items():
+        # a hypermodel's params are known only once build(hp) runs: its space checks the pins there
+        if isinstance(space, Space) and name not in space.params:
+            raise SpaceError(f"--set '{name}': unknown param (params: {', '.join(space.params)})")
+        pinned.setdefault(name, value)
+    return pinned

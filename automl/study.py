@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from automl.errors import AutoMLError, StoreError
+from automl.record import queued_attrs, read_study, write_study
 
 logger = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
@@ -99,27 +100,30 @@ def open_study(
             f"study '{name}' exists and {study.direction.name.lower()}s; this search would {direction} "
             f"(use another --study name)"
         )
-    existing = study.user_attrs
+    record = read_study(study)
     for key in ("family", "metric", "task"):
-        if key in existing and existing[key] != attrs.get(key):
+        if getattr(record, key) is not None and getattr(record, key) != attrs.get(key):
             raise AutoMLError(
-                f"study '{name}' exists with {key}={existing[key]!r}, not {attrs.get(key)!r}; "
+                f"study '{name}' exists with {key}={getattr(record, key)!r}, not {attrs.get(key)!r}; "
                 f"its trials would not be comparable (use another --study name)"
             )
-    for key, value in attrs.items():
-        if existing.get(key) != value:
-            study.set_user_attr(key, value)
+    for key, value in {**attrs, "direction": direction}.items():
+        setattr(record, key, value)
+    write_study(study, record)  # a study from before the record gets its record here
     return study
-
-
-ORIGIN_ATTR = "origin"  # trial user attr: "start" for a family's starting configuration, else "search"
 
 
 def enqueue_starts(study: optuna.Study, points: list[dict[str, Any]]) -> int:
     """Queue known-good configurations as a new study's first trials; the sampler fills any param they leave out."""
     for point in points:
-        study.enqueue_trial(point, user_attrs={ORIGIN_ATTR: "start"})
+        study.enqueue_trial(point, user_attrs=queued_attrs(origin="start"))
     return len(points)
+
+
+def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, retries: int) -> None:
+    """Queue a failed trial's params again, recording which trial it retries and how many times it was."""
+    again = queued_attrs(retried_from=trial.number, retries=retries)
+    study.enqueue_trial(trial.params, user_attrs=again, skip_if_exists=False)
 
 
 def count_finished(study: optuna.Study) -> int:

@@ -149,6 +149,14 @@ class Tracker:
             raise StoreError(f"MLflow at {self.store.tracking_uri}: {exc.message.splitlines()[0]}") from None
 
     # ---- the study's parent run -------------------------------------------------------------
+    def run_exists(self, run_id: str) -> bool:
+        """Whether ``run_id`` is a run of this study's experiment in this tracking store."""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # a run from another tracking store
+            return False
+        return str(run.info.experiment_id) == self.experiment_id
+
     def attach_parent(self, run_id: str | None, tags: Mapping[str, str]) -> str:
         """Re-attach the study's parent run (by id, else by tag), or create it; never a second one."""
         if run_id is None:

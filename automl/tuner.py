@@ -17,6 +17,7 @@ import optuna
 
 from automl.config import SearchConfig, resolve_store
 from automl.errors import AutoMLError, DataError
+from automl.record import trial_params
 
 SPEC_PREFIX = "tuner:"  # a Tuner's hypermodel lives in its Python session: ``tuner:PROJECT``
 # KerasTuner metric names -> automl's objective names
@@ -292,7 +293,7 @@ class Tuner:
         described = self.space.describe()
         found = []
         for trial in self._best_trials(num_trials):
-            values = {k: v for k, v in (trial.user_attrs.get("params") or trial.params).items() if k != "family"}
+            values = {k: v for k, v in trial_params(trial).items() if k != "family"}
             found.append(_kt_hyperparameters(described, values))
         return found
 
@@ -338,7 +339,7 @@ class Tuner:
         print(f"Objective(name='val_{self.metric}', direction='{direction}')")
         for trial in trials:
             print(f"\nTrial {trial.number:02d} summary\nHyperparameters:")
-            for key, value in (trial.user_attrs.get("params") or trial.params).items():
+            for key, value in trial_params(trial).items():
                 if key != "family":
                     print(f"{key}: {value}")
             print(f"Score: {trial.value}")

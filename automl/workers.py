@@ -14,6 +14,8 @@ from typing import Any
 import optuna
 
 from automl.backend import THREADS_ENV, gpu_count
+from automl.record import read_trial, write_stored_trial
+from automl.study import enqueue_retry
 
 logger = logging.getLogger(__name__)
 MAX_RETRIES = 2
@@ -41,7 +43,8 @@ def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) 
     host = socket.gethostname()
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = str(trial.user_attrs.get("worker", ""))
+        attrs = read_trial(trial)
+        owner = str(attrs.worker or "")
         owner_host, _, pid_text = owner.rpartition(":")
         if owner_host != host or not pid_text.isdigit():
             continue
@@ -49,18 +52,16 @@ def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) 
         if pid == os.getpid() or _alive(pid):
             continue
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "error", f"worker {owner} died while running it")
+            write_stored_trial(study, trial, error=f"worker {owner} died while running it")
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except RuntimeError:  # finished meanwhile (UpdateFinishedTrialError is a RuntimeError)
             continue
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = attrs.mlflow_run_id
         if run_id:
             kill_run(str(run_id), f"worker {owner} died while running it")
-        retries = int(trial.user_attrs.get("retries", 0))
+        retries = int(attrs.retries or 0)
         if retries < MAX_RETRIES and trial.params:
-            study.enqueue_trial(
-                trial.params, user_attrs={"retried_from": trial.number, "retries": retries + 1}, skip_if_exists=False
-            )
+            enqueue_retry(study, trial, retries + 1)
         reaped.append(trial.number)
     if reaped:
         logger.warning("marked trials %s of dead workers as failed and queued them again", reaped)

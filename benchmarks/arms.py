@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from automl.record import read_trial
 from benchmarks.common import DATA, DATA_SEED, FAMILY, load_data, test_accuracy
 
 Gate = Callable[[int], None]
@@ -213,9 +214,9 @@ def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdi
         if t.datetime_complete is not None
     )
     starts = [t.datetime_start.timestamp() - wall_start for t in trials if t.datetime_start is not None]
-    timed = [t for t in trials if "fit_seconds" in t.user_attrs]
+    timed = [t for t in trials if read_trial(t).fit_seconds is not None]
     return {
-        "fit_s": sum(float(t.user_attrs["fit_seconds"]) for t in timed),
+        "fit_s": sum(float(read_trial(t).fit_seconds) for t in timed),
         "fits": len(timed),
         "epochs_trained": sum(len(t.intermediate_values) for t in timed),
         "finished": finished,

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.record import read_trial
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -42,7 +44,7 @@ def run_arm(workers: int, trials: int, epochs: int, data: str) -> dict[str, Any]
         finished = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
         states = sorted({t.state.name for t in finished})
         phase = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
-        fit = sum(float(t.user_attrs.get("fit_seconds", 0.0)) for t in finished)
+        fit = sum(float(read_trial(t).fit_seconds or 0.0) for t in finished)
     return {
         "workers": workers,
         "trials": len(finished),

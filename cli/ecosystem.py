@@ -51,7 +51,7 @@ def report(
     from automl.errors import AutoMLError, StoreError
     from automl.report import ARTIFACT_DIR, html_available, log_report, parent_run_id, write_report
     from automl.sqlite_tuning import store_is_read_only
-    from automl.tracking import Tracker
+    from automl.tracking_interface import open_tracker
 
     if top < 1:
         raise AutoMLError(f"--top must be at least 1 (got {top})")
@@ -67,7 +67,7 @@ def report(
         for path in paths:
             print(f"{path} (the store is read-only: not attached to run {run_id})")
         return
-    tracker = Tracker(store, study)
+    tracker = open_tracker(store, study)
     if not tracker.run_tags(run_id):
         raise StoreError(f"the MLflow parent run {run_id} of study '{study}' is not in {store.tracking_uri}")
     paths = log_report(loaded, tracker, output, top, html)
@@ -181,36 +181,22 @@ def lint(
     kind: Annotated[
         str | None, typer.Option("--kind", help="Made-up input kind: table, image, sequence, text or series.")
     ] = None,
-    task: Annotated[str | None, typer.Option("--task", help="classification or regression.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="As for search; a made-up input takes classification or regression."),
+    ] = None,
     shape: Annotated[str | None, typer.Option("--shape", help="Made-up input shape, e.g. 64,64,3.")] = None,
     set_values: Annotated[list[str] | None, typer.Option("--set", help="Pin a param: name=value (repeatable).")] = None,
     as_json: Json = False,
 ) -> None:
     """Build every branch of a space at its extreme values on a tiny input: params and memory per branch."""
-    from automl import families
     from automl.config import SearchConfig
-    from automl.errors import AutoMLError
-    from automl.lint import default_kind, lint_space, synthetic_spec
+    from automl.lint import lint_config
     from automl.logs import import_backend_quietly
-    from automl.spaces import load_default_space, load_space
 
-    if task not in (None, "classification", "regression"):
-        raise AutoMLError(f"--task '{task}' is not one of classification, regression")
-    chosen = families.get(family)
-    loaded = load_space(space) if space else load_default_space(family)
-    fixed = loaded.parse_fixed(set_values or [])
+    config = SearchConfig.from_options({**locals(), "data": data or ""})  # the search's own checks and loaders
     import_backend_quietly()
-    if data is not None:
-        from automl.data import load_dataset
-
-        config = SearchConfig(data=data, family=family, target=target, task=task)  # type: ignore[arg-type]
-        spec = load_dataset(data, **config.data_options()).spec
-        chosen.check_data(spec.kind, data)
-    else:
-        made_up = kind or default_kind(chosen.data_kinds)
-        chosen.check_data(made_up, f"--kind {made_up}")
-        spec = synthetic_spec(made_up, task, _parse_shape(shape))
-    result = lint_space(chosen, loaded, spec, fixed)
+    result = lint_config(config, kind, _parse_shape(shape))
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

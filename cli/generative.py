@@ -39,43 +39,13 @@ def sample(
     """Draw samples from a registered generator and write them as an image grid, arrays or rows."""
     import numpy as np
 
-    from automl.errors import AutoMLError
+    from automl.data.generative import draw_latent, save_samples
 
-    if n < 1:
-        raise AutoMLError(f"-n must be at least 1 (got {n})")
     wrapper = _load(model, home, tracking_uri)
-    meta = wrapper.metadata
-    if meta.get("kind") != "latent":
-        raise AutoMLError(f"model '{model}' is not a generator (it takes {meta.get('kind')} data)")
-    latent, domains = int(meta["latent_size"]), int(meta.get("n_labels", 0))
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=(n, latent)).astype("float32")
-    if domains:
-        if label is not None and not 0 <= label < domains:
-            raise AutoMLError(f"--label {label}: this generator has labels 0..{domains - 1}")
-        labels = np.full(n, label) if label is not None else np.arange(n) % domains
-        z = np.concatenate([z, np.eye(domains, dtype="float32")[labels]], axis=1)
+    z = draw_latent(wrapper.metadata, n, label, seed)
     samples = np.asarray(wrapper.keras_model.predict(z, verbose=0))
     destination = Path(output)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    suffix = destination.suffix.lower()
-    if suffix == ".png":
-        if samples.ndim != 4:
-            raise AutoMLError(f"--output {output}: this generator makes table rows; write them to a .csv or .npz")
-        from PIL import Image
-
-        from automl.families._quality import image_grid
-
-        grid = (image_grid(samples) * 255).round().astype("uint8")
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(destination)
-    elif suffix == ".npz":
-        np.savez_compressed(destination, x=samples)
-    elif suffix == ".csv":
-        import pandas as pd
-
-        pd.DataFrame(samples.reshape(n, -1)).add_prefix("x_").to_csv(destination, index=False)
-    else:
-        raise AutoMLError(f"--output {output}: expected a .png, .npz or .csv file")
+    save_samples(samples, destination)
     print(f"wrote {n} samples to {destination}", file=sys.stderr)
 
 

@@ -86,15 +86,18 @@ def _compact(value: Any) -> str:
 
 
 def _trial_row(trial: Any) -> dict[str, Any]:
+    from automl.record import read_trial, trial_params
+
     duration = trial.duration.total_seconds() if trial.duration else None
+    attrs = read_trial(trial)
     return {
         "number": trial.number,
         "state": trial.state.name,
-        "origin": trial.user_attrs.get("origin", "search"),
+        "origin": attrs.origin or "search",
         "value": trial.value,
         "duration_s": duration,
-        "params": trial.user_attrs.get("params") or trial.params,
-        "error": trial.user_attrs.get("error"),
+        "params": trial_params(trial),
+        "error": attrs.error,
     }
 
 
@@ -108,7 +111,9 @@ def trials(study: Study, as_json: Json = False, home: Home = None, storage: Stor
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return
-    metric = loaded.user_attrs.get("metric", "value")
+    from automl.record import read_study
+
+    metric = read_study(loaded).metric or "value"
     table = Table("#", "state", "origin", f"val_{metric}", "duration", "params", title=f"study {study}")
     for row in rows:
         params = " ".join(f"{k}={_compact(v)}" for k, v in row["params"].items() if k != "family")
@@ -135,20 +140,22 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
         trial = loaded.best_trial
     except ValueError:
         raise AutoMLError(f"study '{study}' has no completed trial yet") from None
-    register_name = loaded.user_attrs.get("register_name", study)
-    model_uri = loaded.user_attrs.get("model_uri")
+    from automl.record import read_study, read_trial, trial_params
+
+    record = read_study(loaded)
+    registered = record.model
     data = {
         "study": study,
         "number": trial.number,
         "value": trial.value,
-        "metric": f"val_{loaded.user_attrs.get('metric', 'value')}",
+        "metric": record.monitor if record.metric else "val_value",
         "direction": loaded.direction.name.lower(),
-        "params": trial.user_attrs.get("params") or trial.params,
-        "model_uri": model_uri,
-        "champion_uri": f"models:/{register_name}@champion" if model_uri else None,
-        "registration_error": loaded.user_attrs.get("registration_error"),
-        "test_metrics": loaded.user_attrs.get("test_metrics", {}),
-        "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+        "params": trial_params(trial),
+        "model_uri": registered.uri if registered else None,
+        "champion_uri": f"models:/{registered.register_name}@champion" if registered else None,
+        "registration_error": record.registration_error,
+        "test_metrics": dict(registered.test_metrics) if registered else {},
+        "mlflow_run_id": read_trial(trial).mlflow_run_id,
     }
     if as_json:
         print(json.dumps(data, indent=2, default=str))
@@ -159,6 +166,7 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
         console.print(f"  {key} = {_compact(value)}")
     for key, value in data["test_metrics"].items():
         console.print(f"  {key} = {value:.6g}")
+    model_uri = data["model_uri"]
     if model_uri:
         console.print(f"  model: {model_uri}  (alias: {data['champion_uri']})")
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
 from typing import Annotated
 
 import typer
@@ -140,14 +139,13 @@ def search(
         bool, typer.Option("--mixed-precision", help="Train in mixed_float16 (outputs stay float32).")
     ] = False,
     isolation: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--isolation",
-            envvar="AUTOML_ISOLATION",
             help="process: each trial trains in a child process that gives its memory back; "
-            "none: trials share this process.",
+            "none: trials share this process. Default: $AUTOML_ISOLATION, else process.",
         ),
-    ] = "process",
+    ] = None,
     oom_retry: Annotated[
         bool,
         typer.Option(
@@ -188,6 +186,14 @@ def search(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Log the study's plots to the parent run at the end.")
     ] = True,
+    tracking: Annotated[
+        bool,
+        typer.Option(
+            "--tracking/--no-tracking",
+            help="Record runs in MLflow and register the best model; --no-tracking keeps only the Optuna study "
+            "and saves the best model to HOME/models/.",
+        ),
+    ] = True,
     deterministic: Annotated[
         bool,
         typer.Option(
@@ -202,58 +208,13 @@ def search(
     storage: Storage = None,
 ) -> None:
     """Search a family's space on a data set; every trial goes to MLflow, the best model to the registry."""
-    from automl.config import SearchConfig, Task
-    from automl.errors import AutoMLError
+    from automl.config import SearchConfig
     from automl.logs import import_backend_quietly
     from automl.runner import check_stores
     from automl.runner import search as run_search
 
-    tasks = typing.get_args(Task)
-    if task is not None and task not in tasks:
-        raise AutoMLError(f"--task '{task}' is not one of {', '.join(tasks)}")
-    fixed = {}
-    for item in set_values or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise AutoMLError(f"--set '{item}': expected name=value")
-        fixed[name.strip()] = value.strip()
-    config = SearchConfig(
-        data=data,
-        family=family,
-        target=target,
-        task=task,
-        study=study,
-        trials=20 if trials is None else trials,
-        timeout=timeout,  # type: ignore[arg-type]
-        epochs=epochs,
-        seed=seed,
-        sampler=sampler,
-        pruner=pruner,
-        metric=metric,
-        space=space,
-        fixed=fixed,  # type: ignore[arg-type]
-        register_name=register_name,
-        max_failures=max_failures,
-        home=home,
-        tracking_uri=tracking_uri,
-        storage=storage,
-        image_size=parse_image_size(image_size),
-        text_column=text_column,
-        window=window,
-        horizon=horizon,
-        workers=workers,
-        trials_per_gpu=trials_per_gpu,
-        mixed_precision=mixed_precision,
-        isolation=isolation,  # type: ignore[arg-type]
-        oom_retry=oom_retry,
-        hypermodel=hypermodel,
-        lint=lint,
-        max_params=max_params,
-        start=start,
-        report=report,
-        deterministic=deterministic,
-        normal_label=normal_label,
-    )
+    options = {**locals(), "image_size": parse_image_size(image_size)}  # every option, by its field's name
+    config = SearchConfig.from_options(options)
     check_stores(config)  # a store or server that cannot be used fails before Keras is imported
     import_backend_quietly()
     result = run_search(config, _progress(quiet, verbose))

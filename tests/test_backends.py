@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from automl.record import read_trial
+
 
 def _require_jax() -> None:
     if importlib.util.find_spec("jax") is None:
@@ -88,8 +90,8 @@ def test_mixed_precision_and_determinism_reach_every_trial(tmp_path: Path, isola
     trials = optuna.load_study(study_name="mp", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     assert len(trials) == 2
     for trial in trials:
-        assert "mixed_float16" in trial.user_attrs["dtype_policies"], trial.user_attrs["dtype_policies"]
-        assert trial.user_attrs["deterministic_ops"] is True
+        assert "mixed_float16" in read_trial(trial).dtype_policies, read_trial(trial).dtype_policies
+        assert read_trial(trial).deterministic_ops is True
     import automl
 
     model = automl.load_model("models:/mp@champion", home=str(home))

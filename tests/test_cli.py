@@ -279,8 +279,8 @@ def test_loss_metric_refused_while_loss_is_searched(home: Path, regression_csv: 
 @pytest.mark.parametrize(
     ("flag", "value", "fragment"),
     [
-        ("--sampler", "nosuch", "unknown sampler 'nosuch'"),
-        ("--pruner", "nosuch", "unknown pruner 'nosuch'"),
+        ("--sampler", "nosuch", "--sampler 'nosuch' is not one of"),
+        ("--pruner", "nosuch", "--pruner 'nosuch' is not one of"),
         ("--trials", "0", "--trials must be at least 1"),
     ],
 )

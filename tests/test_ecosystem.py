@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from automl.record import read_study, read_trial, update_study, write_trial
 from cli.main import app
 
 runner = CliRunner()
@@ -100,7 +101,7 @@ def test_report_logs_every_plot_on_the_parent_run_and_into_a_folder(searched: di
         assert matplotlib.image.imread(out / name).shape[0] > 200
     html = (out / "report.html").read_text()
     assert html.count("<section>") == 4 and "Plotly.newPlot" in html and "val_accuracy" in html
-    parent = searched["study"].user_attrs["mlflow_parent_run_id"]
+    parent = read_study(searched["study"]).parent_run_id
     c = client(searched["home"])
     assert c.get_run(parent).data.tags["automl.role"] == "study"
     logged = {Path(a.path).name for a in c.list_artifacts(parent, "report")}
@@ -117,7 +118,7 @@ def test_learning_curves_draw_the_top_trials_from_their_history(searched: dict[s
     figure = learning_curves_matplotlib(top, "val_accuracy")
     lines = figure.axes[0].get_lines()
     assert len(lines) == 2 and list(lines[0].get_xdata()) == list(range(EPOCHS))
-    assert list(lines[0].get_ydata()) == [row["val_accuracy"] for row in top[0].user_attrs["history"]]
+    assert list(lines[0].get_ydata()) == [row["val_accuracy"] for row in read_trial(top[0]).history]
     assert [ax.get_title() for ax in figure.axes] == ["val_accuracy per epoch", "loss per epoch"]
 
 
@@ -157,14 +158,11 @@ def test_write_report_on_studies_with_too_few_trials(tmp_path: Path) -> None:
     empty = optuna.create_study()
     assert write_report(empty, tmp_path / "empty") == []
     one = optuna.create_study(direction="maximize")
-    one.set_user_attr("metric", "accuracy")
-    trial = optuna.trial.create_trial(
-        params={"units": 8},
-        distributions={"units": optuna.distributions.IntDistribution(1, 16)},
-        value=0.5,
-        user_attrs={"history": [{"val_accuracy": 0.4, "loss": 1.0}, {"val_accuracy": 0.5, "loss": 0.8}]},
-    )
-    one.add_trial(trial)
+    update_study(one, metric="accuracy")
+    trial = one.ask()
+    trial.suggest_int("units", 1, 16)
+    write_trial(trial, history=[{"val_accuracy": 0.4, "loss": 1.0}, {"val_accuracy": 0.5, "loss": 0.8}])
+    one.tell(trial, 0.5)
     written = {p.name for p in write_report(one, tmp_path / "one", html=False)}
     assert "learning_curves.png" in written and "optimization_history.png" in written
     assert "param_importances.png" not in written  # importances need two completed trials
@@ -179,13 +177,13 @@ def test_report_bad_inputs(searched: dict[str, Any], home: Path) -> None:
 # ---- reproduce -----------------------------------------------------------------------------------------------------
 def test_trial_runs_record_what_a_retrain_needs(searched: dict[str, Any]) -> None:
     study = searched["study"]
-    assert len(study.user_attrs["space_sha256"]) == 64 and len(study.user_attrs["data_sha256"]) == 64
-    assert study.user_attrs["config"]["data"] == str(searched["data"]) and "space_text" in study.user_attrs
+    assert len(read_study(study).space_sha256) == 64 and len(read_study(study).data_sha256) == 64
+    assert read_study(study).config["data"] == str(searched["data"]) and read_study(study).space_text
     c = client(searched["home"])
     for trial in study.trials:
-        tags = c.get_run(trial.user_attrs["mlflow_run_id"]).data.tags
-        assert tags["automl.seed"] == str(trial.user_attrs["seed"])
-        assert trial.user_attrs["params"]["family"] == "mlp"
+        tags = c.get_run(read_trial(trial).mlflow_run_id).data.tags
+        assert tags["automl.seed"] == str(read_trial(trial).seed)
+        assert read_trial(trial).params["family"] == "mlp"
 
 
 def test_provenance_tags_name_the_hashes_and_the_versions() -> None:
@@ -209,7 +207,7 @@ def test_reproduce_retrains_a_trial_to_its_recorded_value(searched: dict[str, An
     assert data["recorded"] == recorded and data["matches"] is True
     assert abs(data["reproduced"] - recorded) <= 1e-6 and data["difference"] <= 1e-6
     assert data["history_max_difference"] is not None and data["history_max_difference"] <= 1e-6
-    assert data["epochs"] == EPOCHS and data["seed"] == searched["study"].trials[number].user_attrs["seed"]
+    assert data["epochs"] == EPOCHS and data["seed"] == read_trial(searched["study"].trials[number]).seed
     assert data["space_matches"] is True and data["metric"] == "val_accuracy"
     text = invoke("reproduce", "--study", "eco", "--trial", str(number), "--home", str(searched["home"]))
     assert "matches within 1e-06" in text.stdout
@@ -279,7 +277,7 @@ def test_promote_moves_the_champion_alias_to_any_trial(searched: dict[str, Any])
     assert back["weights"] == "checkpoint" and back["version"] == "3"  # the best trial kept its checkpoint
     assert str(c.get_model_version_by_alias("eco", "champion").version) == "3"
     reloaded = optuna.load_study(study_name="eco", storage=f"sqlite:///{home / 'optuna.db'}")
-    assert reloaded.user_attrs["champion"]["trial"] == study.best_trial.number
+    assert read_study(reloaded).champion["trial"] == study.best_trial.number
 
 
 def test_promote_bad_inputs(searched: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import automl
 from automl.config import SearchConfig
+from automl.record import read_trial
 from cli.main import app
 
 
@@ -19,7 +20,7 @@ def test_the_default_is_a_child_process_per_trial(monkeypatch: pytest.MonkeyPatc
     result = automl.search("demo:wine", trials=2, epochs=1, study="iso", home=str(home), report=False)
     assert result.states["COMPLETE"] + result.states["PRUNED"] == 2
     trials = optuna.load_study(study_name="iso", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
-    pids = {t.user_attrs.get("child_pid") for t in trials}
+    pids = {read_trial(t).child_pid for t in trials}
     assert None not in pids and len(pids) == 2, "every trial trained in a child process of its own"
 
 

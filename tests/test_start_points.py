@@ -9,6 +9,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from automl.record import read_trial
 from automl.spaces import load_default_space
 from cli.main import app
 
@@ -26,20 +27,20 @@ def trials(home: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def origins(home: Path) -> list[str]:
-    return [t.user_attrs.get("origin", "search") for t in trials(home)]
+    return [(read_trial(t).origin or "search") for t in trials(home)]
 
 
 def test_first_trial_is_the_start_tagged_in_mlflow_and_listed(table_csv: Path, home: Path) -> None:
     search(table_csv, home)
     start = load_default_space("mlp").start_points("classification", "table")[0]
     first = trials(home)[0]
-    assert {k: first.user_attrs["params"][k] for k in start} == start
+    assert {k: read_trial(first).params[k] for k in start} == start
     assert origins(home) == ["start", "search"]
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("s").experiment_id], "tags.`automl.origin` = 'start'")
-    assert len(runs) == 1 and runs[0].info.run_id == first.user_attrs["mlflow_run_id"]
+    assert len(runs) == 1 and runs[0].info.run_id == read_trial(first).mlflow_run_id
     assert runs[0].data.params["units"] == str(start["units"])
 
     listed = runner.invoke(app, ["trials", "--study", "s", "--home", str(home), "--json"])
@@ -50,7 +51,7 @@ def test_first_trial_is_the_start_tagged_in_mlflow_and_listed(table_csv: Path, h
 
 def test_pins_win_over_the_start(table_csv: Path, home: Path) -> None:
     search(table_csv, home, "--set", "units=24", "--set", "optimizer=sgd")
-    params = trials(home)[0].user_attrs["params"]
+    params = read_trial(trials(home)[0]).params
     start = load_default_space("mlp").start_points("classification", "table")[0]
     assert params["units"] == 24 and params["optimizer"] == "sgd"
     assert params["n_layers"] == start["n_layers"] and params["dropout"] == start["dropout"]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import automl
 from automl.errors import AutoMLError, DataError
+from automl.record import read_study, read_trial
 from cli.main import app
 
 
@@ -61,12 +62,12 @@ def test_the_getting_started_flow_searches_tracks_and_registers(digits: Any, hom
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 2
     for trial in done:  # two fits per trial; the trial's value is their mean
-        runs = trial.user_attrs["execution_values"]
+        runs = read_trial(trial).execution_values
         assert len(runs) == 2 and trial.value == pytest.approx(sum(runs) / 2)
 
     best_hp = tuner.get_best_hyperparameters(2)
     assert isinstance(best_hp[0], kt.HyperParameters)
-    assert best_hp[0].values == {k: v for k, v in study.best_trial.user_attrs["params"].items() if k != "family"}
+    assert best_hp[0].values == {k: v for k, v in read_trial(study.best_trial).params.items() if k != "family"}
     rebuilt = build_model(best_hp[0])  # KerasTuner's idiom: rebuild the best configuration
     rebuilt.build((None, 8, 8))
     assert [layer.units for layer in rebuilt.layers if isinstance(layer, keras.layers.Dense)][:-1] == [
@@ -76,7 +77,7 @@ def test_the_getting_started_flow_searches_tracks_and_registers(digits: Any, hom
     models = tuner.get_best_models(2)
     accuracy = float(np.mean(np.argmax(models[0].predict(x_val, verbose=0), axis=1) == y_val))
     assert accuracy > 0.8  # a trained model, not a fresh build
-    assert accuracy == pytest.approx(max(study.best_trial.user_attrs["execution_values"]), abs=0.01)
+    assert accuracy == pytest.approx(max(read_trial(study.best_trial).execution_values), abs=0.01)
     assert len(models) == 2
 
     uri = tuner.register("hello-digits")
@@ -86,7 +87,7 @@ def test_the_getting_started_flow_searches_tracks_and_registers(digits: Any, hom
 
     # the same records as `automl search`: a parent run with one child run per trial, and the CLI reads them
     client = mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    parent = client.get_run(read_study(study).parent_run_id)
     assert parent.info.status == "FINISHED"
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 2
@@ -152,7 +153,7 @@ def test_fixed_and_overridden_hyperparameters_callbacks_and_fit_arguments_reach_
     trials = _study(home, "tailor").trials
     assert len(trials) == 2
     for trial in trials:
-        params = trial.user_attrs["params"]
+        params = read_trial(trial).params
         assert 5e-3 <= params["lr"] <= 6e-3  # the override's range
         assert params["num_layers"] == 1 and params["units_0"] == 32  # fixed, and a new entry at its default
     assert CountSteps.seen == [4, 4, 4, 4]  # batch_size=250 on 1,000 rows, 2 epochs x 2 trials
@@ -177,7 +178,7 @@ def test_tf_data_datasets_and_integer_labels_with_a_sparse_loss(digits: Any, hom
     tuner.search(train, epochs=5, validation_data=val)
     study = _study(home, "tfdata")
     assert study.best_trial.value > 0.6  # labels stayed with their rows (chance: 0.1)
-    assert study.user_attrs["test_metrics"]["test_accuracy"] == pytest.approx(study.best_trial.value, abs=0.01)
+    assert read_study(study).model.test_metrics["test_accuracy"] == pytest.approx(study.best_trial.value, abs=0.01)
 
 
 def test_what_the_tuner_does_not_support_is_refused_with_a_clear_error(digits: Any, home: Path) -> None:

@@ -8,6 +8,7 @@ other loaders make them; only the labels and the training rows change.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,44 @@ def digits_anomaly(anomaly_digit: int = 7, **options: Any) -> Dataset:
     keep = {k: v for k, v in options.items() if k in ("seed", "val_fraction", "test_fraction")}
     base = table_dataset(frame, "label", name="demo:digits-anomaly", **keep)
     return as_unsupervised(base, "anomaly", options.get("normal_label") or "normal")
+
+
+def draw_latent(metadata: dict[str, Any], n: int, label: int | None = None, seed: int = 0) -> np.ndarray:
+    """``n`` inputs for a generator: standard normal latent values, plus one-hot labels when it is conditional
+    (``label``, else every label in turn)."""
+    if metadata.get("kind") != "latent":
+        raise DataError(f"not a generator: it takes {metadata.get('kind')} data, not latent vectors")
+    if n < 1:
+        raise DataError(f"-n must be at least 1 (got {n})")
+    latent, domains = int(metadata["latent_size"]), int(metadata.get("n_labels", 0))
+    z = np.random.default_rng(seed).normal(size=(n, latent)).astype("float32")
+    if not domains:
+        return z
+    if label is not None and not 0 <= label < domains:
+        raise DataError(f"--label {label}: this generator has labels 0..{domains - 1}")
+    labels = np.full(n, label) if label is not None else np.arange(n) % domains
+    return np.concatenate([z, np.eye(domains, dtype="float32")[labels]], axis=1)
+
+
+def save_samples(samples: np.ndarray, destination: Path) -> None:
+    """Write generated samples: a ``.png`` grid (images), ``.npz`` arrays or ``.csv`` rows."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    suffix = destination.suffix.lower()
+    if suffix == ".png":
+        if samples.ndim != 4:
+            raise DataError(f"--output {destination}: this generator makes table rows; write them to a .csv or .npz")
+        from PIL import Image
+
+        from automl.families._quality import image_grid
+
+        grid = (image_grid(samples) * 255).round().astype("uint8")
+        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(destination)
+    elif suffix == ".npz":
+        np.savez_compressed(destination, x=samples)
+    elif suffix == ".csv":
+        pd.DataFrame(samples.reshape(len(samples), -1)).add_prefix("x_").to_csv(destination, index=False)
+    else:
+        raise DataError(f"--output {destination}: expected a .png, .npz or .csv file")
 
 
 @register_adapter("latent")

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 import automl
 from automl.errors import AutoMLError
+from automl.record import read_trial
 
 
 def _runs(home: Path, study: str) -> list:
@@ -46,7 +47,7 @@ def test_exceptions_fail_trials_with_traceback_and_max_failures_stops(
     study = optuna.load_study(study_name="boom", storage=f"sqlite:///{home / 'optuna.db'}")
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
-    assert all("Traceback" in t.user_attrs["traceback"] and t.user_attrs["error"] for t in trials)
+    assert all("Traceback" in read_trial(t).traceback and read_trial(t).error for t in trials)
     children = [r for r in _runs(home, "boom") if r.data.tags.get("automl.role") == "trial"]
     assert len(children) == 3
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
@@ -78,7 +79,7 @@ def test_nan_loss_fails_the_trial_and_is_never_best(home: Path, regression_csv: 
     study = optuna.load_study(study_name="nan", storage=f"sqlite:///{home / 'optuna.db'}")
     states = {t.state for t in study.get_trials()}
     assert states == {optuna.trial.TrialState.FAIL}
-    assert all("non-finite" in t.user_attrs["error"] or "loss is" in t.user_attrs["error"] for t in study.get_trials())
+    assert all("non-finite" in read_trial(t).error or "loss is" in read_trial(t).error for t in study.get_trials())
     assert result.best_trial is None and result.model_uri is None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 
+from automl.record import read_trial
 from tests.reliability.conftest import start_automl
 
 
@@ -19,9 +20,9 @@ def _child_pid(home: Path, study: str, number: int, timeout: float = 240) -> int
         try:
             loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'optuna.db'}")
             for trial in loaded.get_trials():
-                if trial.number == number and "child_pid" in trial.user_attrs:
+                if trial.number == number and read_trial(trial).child_pid is not None:
                     time.sleep(1.0)
-                    return int(trial.user_attrs["child_pid"])
+                    return int(read_trial(trial).child_pid)
         except Exception:  # the study is not created yet
             pass
         time.sleep(0.3)
@@ -64,9 +65,9 @@ def test_a_killed_trial_process_fails_its_trial_and_the_search_goes_on(home: Pat
     assert json.loads(out)["best_trial"] == 1
     trials = optuna.load_study(study_name="crash", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     assert trials[0].state == optuna.trial.TrialState.FAIL
-    assert "killed by SIGKILL" in trials[0].user_attrs["error"]
+    assert "killed by SIGKILL" in read_trial(trials[0]).error
     assert trials[1].state == optuna.trial.TrialState.COMPLETE
-    assert trials[1].user_attrs["child_pid"] not in (child, process.pid)
+    assert read_trial(trials[1]).child_pid not in (child, process.pid)
 
 
 def test_oom_retry_runs_the_trial_again_at_half_batch(home: Path, table_csv: Path) -> None:
@@ -76,5 +77,5 @@ def test_oom_retry_runs_the_trial_again_at_half_batch(home: Path, table_csv: Pat
     assert process.returncode == 0, err[-3000:]
     first = optuna.load_study(study_name="oom", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()[0]
     assert first.state == optuna.trial.TrialState.COMPLETE
-    assert first.user_attrs["oom_retry"]["batch_size"] == 16
-    assert "SIGKILL" in first.user_attrs["oom_retry"]["reason"]
+    assert read_trial(first).oom_retry["batch_size"] == 16
+    assert "SIGKILL" in read_trial(first).oom_retry["reason"]

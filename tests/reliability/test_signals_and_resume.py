@@ -10,6 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from automl.record import read_trial
 from tests.reliability.conftest import run_automl, start_automl
 
 RUNNING, COMPLETE, FAIL = (
@@ -114,8 +115,8 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
     assert resumed.returncode == 0, resumed.stderr
     after = _study(home, "kill").get_trials()
     assert after[0].state == COMPLETE and after[0].value == before[0].value
-    assert after[1].state == FAIL and "died" in after[1].user_attrs["error"]
-    retried = [t for t in after if t.user_attrs.get("retried_from") == 1]
+    assert after[1].state == FAIL and "died" in read_trial(after[1]).error
+    retried = [t for t in after if read_trial(t).retried_from == 1]
     assert len(retried) == 1 and retried[0].state == COMPLETE
     assert retried[0].params == before[1].params
     runs = _runs(home, "kill")
@@ -168,6 +169,6 @@ def test_an_interrupt_that_tensorflow_wraps_still_stops_the_search(tmp_path: Pat
     assert signal.getsignal(signal.SIGTERM) is before, "the handler must be put back"
     trials = _study(home, "wrapped").get_trials()
     assert [t.state for t in trials] == [FAIL], "no trial may start after the interrupt"
-    assert "UnknownError" in trials[0].user_attrs["error"] or "KeyboardInterrupt" in trials[0].user_attrs["error"]
+    assert "UnknownError" in read_trial(trials[0]).error or "KeyboardInterrupt" in read_trial(trials[0]).error
     run = _runs(home, "wrapped")[0]
     assert run.info.status == "KILLED" and run.data.tags["automl.state"] == "FAIL"

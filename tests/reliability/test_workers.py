@@ -10,6 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from automl.record import read_trial
 from tests.reliability.conftest import run_automl, start_automl
 
 
@@ -18,7 +19,7 @@ def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(expected))
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
-    assert len({t.user_attrs["worker"] for t in trials}) == 4, "each of the 4 workers ran trials"
+    assert len({read_trial(t).worker for t in trials}) == 4, "each of the 4 workers ran trials"
     client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=500)
