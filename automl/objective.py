@@ -20,7 +20,7 @@ from automl import interrupts
 from automl.data import Dataset
 from automl.families import Family
 from automl.provenance import DETERMINISTIC_ATTR, provenance_tags
-from automl.spaces import Space
+from automl.spaces import SearchSpace
 from automl.study import ORIGIN_ATTR
 from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train
 from automl.workers import worker_id
@@ -76,7 +76,7 @@ class Objective:
     def __init__(
         self,
         family: Family,
-        space: Space,
+        space: SearchSpace,
         dataset: Dataset,
         settings: TrialSettings,
         tracker: TrialTracker,
