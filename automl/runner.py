@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import optuna
@@ -18,7 +18,7 @@ from automl.config import SearchConfig, Store, resolve_store
 from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
 from automl.errors import AutoMLError, SpaceError, StoreError
 from automl.interrupts import stop_on_signals
-from automl.spaces import Space, load_default_space, load_space
+from automl.spaces import SearchSpace, Space, load_default_space, load_space
 from automl.sqlite_tuning import check_readable
 from automl.study import (
     FINISHED,
@@ -30,6 +30,10 @@ from automl.study import (
     open_storage,
     open_study,
 )
+
+if TYPE_CHECKING:  # imported where they are used: Keras and MLflow load only once a search needs them
+    from automl.objective import TrialSettings
+    from automl.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ def check_writable(home: Path) -> None:
         raise StoreError(f"{home}: the store cannot be created here ({folder} {what})")
 
 
-def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
+def pin_params(space: SearchSpace, fixed: dict[str, Any]) -> dict[str, Any]:
     """Typed pinned values: strings (from ``--set``) are parsed against the space."""
     strings = [f"{k}={v}" for k, v in fixed.items() if isinstance(v, str)]
     pinned = space.parse_fixed(strings)
@@ -110,7 +114,7 @@ def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
     return pinned
 
 
-def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[str, Any]) -> None:
+def check_metric_comparable(space: SearchSpace, metric: str, task: str, fixed: dict[str, Any]) -> None:
     """Refuse an objective that depends on a searched loss: MSE and Huber values do not compare."""
     param = space.params.get("loss")
     if metric != "loss" or param is None or "loss" in fixed:
@@ -171,15 +175,21 @@ class Session:
     config: SearchConfig
     store: Store
     family: families.Family
-    space: Space
+    space: SearchSpace
     fixed: dict[str, Any]
     dataset: Dataset
     metric: str
     direction: str
-    tracker: Any
+    tracker: Tracker
     study: optuna.Study
     parent_id: str
     started: float
+
+    @property
+    def workers(self) -> int:
+        """Local worker processes; ``prepare`` has resolved the config's ``None`` (one per GPU) to a number."""
+        assert self.config.workers is not None
+        return self.config.workers
 
 
 def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = None) -> Session:
@@ -190,6 +200,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     """
     started = time.perf_counter()
     store = check_stores(config)
+    space: SearchSpace
     if config.hypermodel:
         from automl.hypermodel import load_hypermodel, tunes_in_fit
 
@@ -212,15 +223,15 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         raise AutoMLError(f"executions_per_trial must be at least 1 (got {config.executions_per_trial})")
     if config.isolation not in ("none", "process"):
         raise AutoMLError(f"--isolation '{config.isolation}' is not one of none, process")
-    if config.workers is None:
+    workers = config.workers
+    if workers is None:
         from automl.backend import gpu_count
 
-        config = dataclasses.replace(config, workers=max(1, gpu_count() * config.trials_per_gpu))
-    if config.workers < 1 or config.trials_per_gpu < 1:
-        raise AutoMLError(
-            f"--workers and --trials-per-gpu must be at least 1 (got {config.workers}, {config.trials_per_gpu})"
-        )
-    if config.isolation == "process" and (join or config.workers == 1):  # this process trains
+        workers = max(1, gpu_count() * config.trials_per_gpu)
+        config = dataclasses.replace(config, workers=workers)
+    if workers < 1 or config.trials_per_gpu < 1:
+        raise AutoMLError(f"--workers and --trials-per-gpu must be at least 1 (got {workers}, {config.trials_per_gpu})")
+    if config.isolation == "process" and (join or workers == 1):  # this process trains
         from automl.isolation import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
@@ -256,8 +267,8 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
             raise StoreError(f"{store.home}: the store cannot be written here ({exc.strerror or exc})") from None
     tracker = Tracker(store, config.study_name)
     storage = open_storage(store.storage)
-    if store.storage.startswith("sqlite") and config.workers > 2:
-        logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", config.workers)
+    if store.storage.startswith("sqlite") and workers > 2:
+        logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", workers)
     attrs = {
         "family": family.name,
         "metric": metric,
@@ -315,7 +326,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     return Session(config, store, family, space, fixed, dataset, metric, direction, tracker, study, parent_id, started)
 
 
-def trial_settings(session: Session) -> Any:
+def trial_settings(session: Session) -> TrialSettings:
     from automl.objective import TrialSettings
     from automl.training import RunOptions
 
@@ -377,7 +388,7 @@ def search_session(session: Session, progress: ProgressReporter | None = None) -
         progress.on_start(config.study_name, target, done_before, session.direction, session.metric)
     stopped_reason = None
     try:
-        if config.workers > 1:
+        if session.workers > 1:
             stopped_reason = _run_workers(session, progress)
         else:
             stopped_reason = run_trials(session, config.trials, progress, budget=target)
@@ -391,7 +402,7 @@ def _run_workers(session: Session, progress: ProgressReporter | None) -> str | N
     from automl.workers import spawn_workers, split, wait_for
 
     config, store = session.config, session.store
-    quotas = [q for q in split(config.trials, config.workers) if q > 0]
+    quotas = [q for q in split(config.trials, session.workers) if q > 0]
 
     def tick() -> None:
         if progress is not None:
@@ -496,7 +507,7 @@ def resume(
     return search(SearchConfig(**record), progress)
 
 
-def _run_exists(tracker: Any, study: optuna.Study) -> bool:
+def _run_exists(tracker: Tracker, study: optuna.Study) -> bool:
     run_id = study.user_attrs.get("mlflow_parent_run_id")
     if not run_id:
         return False
@@ -559,6 +570,8 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     study, tracker, config = session.study, session.tracker, session.config
     register_name = config.register_name or config.study_name
     best = study.best_trial
+    assert best.value is not None  # the best trial is a COMPLETE one
+    best_value = best.value
     registered = study.user_attrs.get("model_uri")
     if (
         registered
@@ -570,7 +583,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
             progress.on_finalize(f"trial {best.number} is already registered as {registered}")
         tracker.finish_study(
             session.parent_id,
-            {"best_value": best.value, "best_trial_number": best.number, **study.user_attrs.get("test_metrics", {})},
+            {"best_value": best_value, "best_trial_number": best.number, **study.user_attrs.get("test_metrics", {})},
             {"automl.best_trial": best.number, "automl.model_uri": registered},
         )
         return _summary(session, stopped_reason)
@@ -580,7 +593,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     from automl.export import export_model
 
     family = session.family
-    shipped = family.export(core, session.dataset) if getattr(family, "export", None) else None
+    shipped = family.export(core, session.dataset) if family.export is not None else None
     network, extra = shipped if shipped is not None else (core, {})
     extra = dict(extra)
     # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
@@ -614,7 +627,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
             logger.warning("study %s: report not written: %s", config.study_name, exc)
     tracker.finish_study(
         session.parent_id,
-        {"best_value": best.value, "best_trial_number": best.number, **test_metrics},
+        {"best_value": best_value, "best_trial_number": best.number, **test_metrics},
         {
             "automl.best_trial": best.number,
             "automl.model_uri": model_uri,
@@ -626,7 +639,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
 
 
 def best_model(
-    best: optuna.trial.FrozenTrial, family: families.Family, dataset: Dataset, settings: Any
+    best: optuna.trial.FrozenTrial, family: families.Family, dataset: Dataset, settings: TrialSettings
 ) -> tuple[Any, str]:
     """The best trial's network at its best epoch: its checkpoint, else retrained with its seed."""
     from automl.export import load_keras_file
