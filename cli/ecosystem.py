@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -188,7 +188,7 @@ def lint(
 ) -> None:
     """Build every branch of a space at its extreme values on a tiny input: params and memory per branch."""
     from automl import families
-    from automl.config import SearchConfig
+    from automl.config import SearchConfig, Task
     from automl.errors import AutoMLError
     from automl.lint import default_kind, lint_space, synthetic_spec
     from automl.logs import import_backend_quietly
@@ -203,7 +203,7 @@ def lint(
     if data is not None:
         from automl.data import load_dataset
 
-        config = SearchConfig(data=data, family=family, target=target, task=task)  # type: ignore[arg-type]
+        config = SearchConfig(data=data, family=family, target=target, task=cast("Task | None", task))  # checked above
         spec = load_dataset(data, **config.data_options()).spec
         chosen.check_data(spec.kind, data)
     else:

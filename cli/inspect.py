@@ -27,7 +27,7 @@ def families(ctx: typer.Context, as_json: Json = False) -> None:
 
     import_backend_quietly()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.names():
         family = registry.get(name)
         rows.append({"name": name, "data": sorted(family.data_kinds), "description": family.description})

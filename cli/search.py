@@ -1,11 +1,11 @@
-"""``automl search`` and ``automl resume``."""
+"""``automl search``, ``automl resume`` and ``automl worker``: run trials of a study and register its best model."""
 
 from __future__ import annotations
 
 import json
 import sys
 import typing
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.console import Console
 from cli.errors import handle_errors
 from cli.options import Home, Json, Storage, TrackingUri
 from cli.progress import PlainProgress, RichProgress
+
+if TYPE_CHECKING:
+    from automl.runner import SearchResult
 
 Trials = Annotated[int | None, typer.Option("--trials", help="Trials to run (finished COMPLETE or PRUNED).")]
 Timeout = Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")]
@@ -24,10 +27,10 @@ def _progress(quiet: bool, verbose: bool = False) -> RichProgress | PlainProgres
     return PlainProgress(verbose) if quiet else RichProgress()
 
 
-def _print_result(result: object, as_json: bool) -> None:
+def _print_result(result: SearchResult, as_json: bool) -> None:
     from dataclasses import asdict
 
-    data = asdict(result)  # type: ignore[call-overload]
+    data = asdict(result)
     if as_json:
         print(json.dumps(data, default=str, indent=2))
         return
@@ -202,7 +205,7 @@ def search(
     storage: Storage = None,
 ) -> None:
     """Search a family's space on a data set; every trial goes to MLflow, the best model to the registry."""
-    from automl.config import SearchConfig, Task
+    from automl.config import IsolationName, PrunerName, SamplerName, SearchConfig, Task
     from automl.errors import AutoMLError
     from automl.logs import import_backend_quietly
     from automl.runner import check_stores
@@ -217,21 +220,22 @@ def search(
         if not sep:
             raise AutoMLError(f"--set '{item}': expected name=value")
         fixed[name.strip()] = value.strip()
+    # the names come in as plain strings: --task is checked above, the others when the search is prepared
     config = SearchConfig(
         data=data,
         family=family,
         target=target,
-        task=task,
+        task=cast("Task | None", task),
         study=study,
         trials=20 if trials is None else trials,
-        timeout=timeout,  # type: ignore[arg-type]
+        timeout=timeout,
         epochs=epochs,
         seed=seed,
-        sampler=sampler,
-        pruner=pruner,
+        sampler=cast("SamplerName", sampler),
+        pruner=cast("PrunerName", pruner),
         metric=metric,
         space=space,
-        fixed=fixed,  # type: ignore[arg-type]
+        fixed=fixed,
         register_name=register_name,
         max_failures=max_failures,
         home=home,
@@ -244,7 +248,7 @@ def search(
         workers=workers,
         trials_per_gpu=trials_per_gpu,
         mixed_precision=mixed_precision,
-        isolation=isolation,  # type: ignore[arg-type]
+        isolation=cast("IsolationName", isolation),
         oom_retry=oom_retry,
         hypermodel=hypermodel,
         lint=lint,
