@@ -8,13 +8,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from automl.errors import AutoMLError
 
 Task = Literal["classification", "regression", "reconstruction", "anomaly", "density", "generation", "rating"]
 SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
 PrunerName = Literal["median", "asha", "hyperband", "none"]
+IsolationName = Literal["none", "process"]
+Direction = Literal["minimize", "maximize"]  # an objective's direction, as Optuna spells it
 
 DEFAULT_HOME = "automl-runs"
 HOME_ENV = "AUTOML_HOME"
@@ -54,9 +56,10 @@ def resolve_store(
 ISOLATION_ENV = "AUTOML_ISOLATION"
 
 
-def default_isolation() -> str:
+def default_isolation() -> IsolationName:
     """``process`` (each trial in a child process), unless ``AUTOML_ISOLATION`` says otherwise."""
-    return os.environ.get(ISOLATION_ENV, "").strip() or "process"
+    value = os.environ.get(ISOLATION_ENV, "").strip() or "process"
+    return cast(IsolationName, value)  # another value is refused, naming --isolation, when the search is prepared
 
 
 @dataclass
@@ -82,7 +85,7 @@ class SearchConfig:
     workers: int | None = None  # None: one per GPU (times trials_per_gpu) when there are GPUs, else 1
     trials_per_gpu: int = 1
     mixed_precision: bool = False
-    isolation: Literal["none", "process"] = field(default_factory=default_isolation)  # type: ignore[assignment]
+    isolation: IsolationName = field(default_factory=default_isolation)
     hypermodel: str | None = None
     lint: bool = True
     max_params: int | None = None  # the lint refuses a branch over this many parameters (None: half the memory)

@@ -58,7 +58,7 @@ def fit_options(callbacks: Sequence[Any], kwargs: Mapping[str, Any]) -> Iterator
         _FIT_OPTIONS.reset(token)
 
 
-class _AnyKind(frozenset):  # type: ignore[type-arg]
+class _AnyKind(frozenset[str]):
     """Every data kind: a KerasTuner model declares its own inputs."""
 
     def __contains__(self, item: object) -> bool:
@@ -434,12 +434,12 @@ def tunes_in_fit(space: Any) -> bool:
     return _overrides_fit(getattr(space, "hypermodel", None))
 
 
-def _keras_tuner_hypermodel() -> type | None:
+def _keras_tuner_hypermodel() -> type[Any] | None:
     try:
         import keras_tuner
     except ImportError:
         return None
-    return keras_tuner.HyperModel  # type: ignore[no-any-return]
+    return keras_tuner.HyperModel
 
 
 def make_family(name: str, hypermodel: Any, description: str = "") -> Family:

@@ -13,7 +13,6 @@ import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -48,6 +47,17 @@ class ChildJob:
     options: RunOptions = field(default_factory=RunOptions)
 
 
+@dataclass(frozen=True)
+class _SpecOnly:
+    """What training reads of a data set in the child: its spec and task (the splits come from the .npz)."""
+
+    spec: DataSpec
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+
 def _context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
@@ -74,7 +84,7 @@ def save_training_data(data: TrainingData, folder: Path) -> Path:
             arrays.update({f"{split}::{key}": np.asarray(v) for key, v in value.items()})
         else:
             arrays[split] = np.asarray(value)
-    np.savez(path, **arrays)
+    np.savez(path, allow_pickle=True, **arrays)  # numpy's default, named so no array key can be taken for it
     return path
 
 
@@ -112,7 +122,7 @@ def child_main(conn: Any, job: ChildJob) -> None:
         def send_image(name: str, image: Any) -> None:
             conn.send(("image", name, np.asarray(image)))
 
-        holder = SimpleNamespace(spec=job.spec, task=job.spec.task)
+        holder = _SpecOnly(job.spec)
         with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
             model, log = train(
                 family_for(job.family),
@@ -120,7 +130,7 @@ def child_main(conn: Any, job: ChildJob) -> None:
                 holder,
                 data,
                 job.epochs,
-                job.monitor,  # type: ignore[arg-type]
+                job.monitor,
                 job.direction,
                 report,
                 options=job.options,

@@ -17,7 +17,7 @@ import numpy as np
 
 from automl.data import DataSpec
 from automl.errors import AutoMLError
-from automl.spaces import CONTEXT_KEYS, Choice, Space
+from automl.spaces import CONTEXT_KEYS, Choice, SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class ExtremeTrial:
         return choices[-1] if self.high else choices[0]
 
 
-def _activating(space: Space, name: str, task: str, kind: str | None = None) -> dict[str, Any] | None:
+def _activating(space: SearchSpace, name: str, task: str, kind: str | None = None) -> dict[str, Any] | None:
     """Parent values that make ``name`` active (recursively), or None when only another task or kind would."""
     values: dict[str, Any] = {}
     for parent, allowed in (space.params[name].when or {}).items():
@@ -142,7 +142,7 @@ def _activating(space: Space, name: str, task: str, kind: str | None = None) -> 
 
 
 def branches(
-    space: Space, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
+    space: SearchSpace, task: str, fixed: Mapping[str, Any] | None = None, kind: str | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """Param sets covering every choice and both ends of every range: all low, all high, then one per gap."""
     fixed = dict(fixed or {})
@@ -298,7 +298,7 @@ def estimate_params(family: Any, params: Mapping[str, Any], spec: DataSpec) -> i
 
 def lint_space(
     family: Any,
-    space: Space,
+    space: SearchSpace,
     spec: DataSpec,
     fixed: Mapping[str, Any] | None = None,
     max_params: int | None = None,

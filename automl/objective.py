@@ -21,7 +21,7 @@ from automl.data import Dataset
 from automl.families import Family
 from automl.provenance import provenance_tags
 from automl.record import monitor_of, read_trial, write_trial
-from automl.spaces import Space
+from automl.spaces import SearchSpace
 from automl.tracking_interface import TrialTracker
 from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train
 from automl.workers import worker_id
@@ -62,7 +62,7 @@ class Objective:
     def __init__(
         self,
         family: Family,
-        space: Space,
+        space: SearchSpace,
         dataset: Dataset,
         settings: TrialSettings,
         tracker: TrialTracker,

@@ -164,7 +164,7 @@ class TrialAttrs:
 _TRIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialAttrs))
 
 
-def read_trial(trial: optuna.trial.FrozenTrial | optuna.Trial) -> TrialAttrs:
+def read_trial(trial: optuna.trial.BaseTrial) -> TrialAttrs:
     """A trial's recorded attrs (fields it never set are None)."""
     attrs = trial.user_attrs
     return TrialAttrs(**{k: v for k, v in attrs.items() if k in _TRIAL_FIELDS})

@@ -42,8 +42,8 @@ def top_trials(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTrial
     """The ``count`` best completed trials, best first."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted((t for t in complete if t.value is not None), key=lambda t: float(t.value), reverse=reverse)
-    return ranked[:count]
+    valued = [(float(t.value), t) for t in complete if t.value is not None]
+    return [t for _, t in sorted(valued, key=lambda pair: pair[0], reverse=reverse)][:count]
 
 
 def html_available() -> bool:
@@ -66,7 +66,7 @@ def _series(trial: optuna.trial.FrozenTrial, key: str) -> tuple[list[int], list[
 
 
 def _label(trial: optuna.trial.FrozenTrial) -> str:
-    return f"trial {trial.number} ({float(trial.value):.4g})"  # type: ignore[arg-type]
+    return f"trial {trial.number} ({trial.value:.4g})"
 
 
 def learning_curves_matplotlib(trials: Sequence[optuna.trial.FrozenTrial], monitor: str) -> Any:

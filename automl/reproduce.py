@@ -42,6 +42,12 @@ class TrialRecord:
     def monitor(self) -> str:
         return f"val_{self.metric}"
 
+    @property
+    def value(self) -> float:
+        """The objective value the study recorded (``load_record`` takes COMPLETE trials only, which have one)."""
+        assert self.trial.value is not None
+        return float(self.trial.value)
+
 
 def load_record(
     study_name: str,
@@ -200,7 +206,7 @@ def reproduce(
         )
     finally:
         keras.utils.clear_session()
-    recorded = float(record.trial.value)  # type: ignore[arg-type]
+    recorded = record.value
     value = log.best_value
     difference = None if value is None else abs(value - recorded)
     study_record = read_study(record.study)

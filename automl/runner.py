@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import optuna
@@ -19,7 +19,7 @@ from automl.data import Dataset, adapt_input, load_dataset, predict_inputs
 from automl.errors import AutoMLError, StoreError
 from automl.interrupts import stop_on_signals
 from automl.record import RegisteredModel, read_study, read_trial, trial_params, update_study
-from automl.spaces import Space, pin_params, space_for
+from automl.spaces import SearchSpace, pin_params, space_for
 from automl.sqlite_tuning import check_readable
 from automl.study import (
     FINISHED,
@@ -32,6 +32,9 @@ from automl.study import (
     open_study,
 )
 from automl.tracking_interface import StudyTracker
+
+if TYPE_CHECKING:  # imported where they are used: Keras and MLflow load only once a search needs them
+    from automl.objective import TrialSettings
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ def check_writable(home: Path) -> None:
         raise StoreError(f"{home}: the store cannot be created here ({folder} {what})")
 
 
-def check_metric_comparable(space: Space, metric: str, task: str, fixed: dict[str, Any]) -> None:
+def check_metric_comparable(space: SearchSpace, metric: str, task: str, fixed: dict[str, Any]) -> None:
     """Refuse an objective that depends on a searched loss: MSE and Huber values do not compare."""
     param = space.params.get("loss")
     if metric != "loss" or param is None or "loss" in fixed:
@@ -155,7 +158,7 @@ class Session:
     config: SearchConfig
     store: Store
     family: families.Family
-    space: Space
+    space: SearchSpace
     fixed: dict[str, Any]
     dataset: Dataset
     metric: str
@@ -164,6 +167,12 @@ class Session:
     study: optuna.Study
     parent_id: str
     started: float
+
+    @property
+    def workers(self) -> int:
+        """Local worker processes; ``prepare`` has resolved the config's ``None`` (one per GPU) to a number."""
+        assert self.config.workers is not None
+        return self.config.workers
 
 
 def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = None) -> Session:
@@ -174,6 +183,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     """
     started = time.perf_counter()
     store = check_stores(config)
+    space: SearchSpace
     if config.hypermodel:
         from automl.hypermodel import load_hypermodel, tunes_in_fit
 
@@ -187,11 +197,13 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         family = families.get(config.family)
         space = space_for(config)
     fixed = pin_params(space, dict(config.fixed))
-    if config.workers is None:  # the settings themselves were checked when the config was made
+    workers = config.workers
+    if workers is None:  # the settings themselves were checked when the config was made
         from automl.backend import gpu_count
 
-        config = dataclasses.replace(config, workers=max(1, gpu_count() * config.trials_per_gpu))
-    if config.isolation == "process" and (join or config.workers == 1):  # this process trains
+        workers = max(1, gpu_count() * config.trials_per_gpu)
+        config = dataclasses.replace(config, workers=workers)
+    if config.isolation == "process" and (join or workers == 1):  # this process trains
         from automl.isolation import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
@@ -227,8 +239,8 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
             raise StoreError(f"{store.home}: the store cannot be written here ({exc.strerror or exc})") from None
     tracker = open_tracker(store, config.study_name, config.tracking)
     storage = open_storage(store.storage)
-    if store.storage.startswith("sqlite") and config.workers > 2:
-        logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", config.workers)
+    if store.storage.startswith("sqlite") and workers > 2:
+        logger.warning("sqlite storage with %d workers: expect lock waits; use PostgreSQL for more", workers)
     attrs = {
         "family": family.name,
         "metric": metric,
@@ -288,7 +300,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     return Session(config, store, family, space, fixed, dataset, metric, direction, tracker, study, parent_id, started)
 
 
-def trial_settings(session: Session) -> Any:
+def trial_settings(session: Session) -> TrialSettings:
     from automl.objective import TrialSettings
     from automl.training import RunOptions
 
@@ -350,7 +362,7 @@ def search_session(session: Session, progress: ProgressReporter | None = None) -
         progress.on_start(config.study_name, target, done_before, session.direction, session.metric)
     stopped_reason = None
     try:
-        if config.workers > 1:
+        if session.workers > 1:
             stopped_reason = _run_workers(session, progress)
         else:
             stopped_reason = run_trials(session, config.trials, progress, budget=target)
@@ -364,7 +376,7 @@ def _run_workers(session: Session, progress: ProgressReporter | None) -> str | N
     from automl.workers import spawn_workers, split, wait_for
 
     config, store = session.config, session.store
-    quotas = [q for q in split(config.trials, config.workers) if q > 0]
+    quotas = [q for q in split(config.trials, session.workers) if q > 0]
 
     def tick() -> None:
         if progress is not None:
@@ -530,6 +542,8 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     study, tracker, config = session.study, session.tracker, session.config
     register_name = config.register_name or config.study_name
     best = study.best_trial
+    assert best.value is not None  # the best trial is a COMPLETE one
+    best_value = best.value
     recorded = read_study(study)
     registered = recorded.model
     if registered and registered.trial == best.number and not recorded.registration_error:
@@ -538,8 +552,8 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
             progress.on_finalize(f"trial {best.number} is already registered as {registered.uri}")
         tracker.finish_study(
             session.parent_id,
-            {"best_value": best.value, "best_trial_number": best.number, **registered.test_metrics},
-            {"automl.best_trial": best.number, "automl.model_uri": registered.uri},
+            {"best_value": best_value, "best_trial_number": best.number, **registered.test_metrics},
+            {"automl.best_trial": str(best.number), "automl.model_uri": registered.uri},
         )
         return _summary(session, stopped_reason)
     if progress is not None:
@@ -549,7 +563,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
     from automl.export import export_model
 
     family = session.family
-    shipped = family.export(core, session.dataset) if getattr(family, "export", None) else None
+    shipped = family.export(core, session.dataset) if family.export is not None else None
     network, extra = shipped if shipped is not None else (core, {})
     extra = dict(extra)
     # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
@@ -583,9 +597,9 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
             logger.warning("study %s: report not written: %s", config.study_name, exc)
     tracker.finish_study(
         session.parent_id,
-        {"best_value": best.value, "best_trial_number": best.number, **test_metrics},
+        {"best_value": best_value, "best_trial_number": best.number, **test_metrics},
         {
-            "automl.best_trial": best.number,
+            "automl.best_trial": str(best.number),
             "automl.model_uri": model_uri,
             "automl.best_weights": source,
             **({"automl.stopped": stopped_reason} if stopped_reason else {}),
@@ -595,7 +609,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
 
 
 def best_model(
-    best: optuna.trial.FrozenTrial, family: families.Family, dataset: Dataset, settings: Any
+    best: optuna.trial.FrozenTrial, family: families.Family, dataset: Dataset, settings: TrialSettings
 ) -> tuple[Any, str]:
     """The best trial's network at its best epoch: its checkpoint, else retrained with its seed."""
     from automl.export import load_keras_file

@@ -130,8 +130,8 @@ class FloatParam(_RangeParam):
 
 class IntParam(_RangeParam):
     type: Literal["int"]
-    low: int  # type: ignore[assignment]
-    high: int  # type: ignore[assignment]
+    low: int
+    high: int
     step: int = 1
 
     @model_validator(mode="after")
@@ -181,11 +181,15 @@ class CategoricalParam(_Param):
 
     def allowed(self, task: str, n_train: int | None) -> list[Choice]:
         """The choices a training split of ``n_train`` rows allows (all of them without ``max_train_fraction``)."""
-        options = self.options(task)
         if self.max_train_fraction is None or not n_train:
-            return options
-        limit = max(self.max_train_fraction * n_train, min(options))  # type: ignore[type-var]
-        return [o for o in options if o <= limit]  # type: ignore[operator]
+            return self.options(task)
+        return list(self.capped(self.max_train_fraction, task, n_train))
+
+    def capped(self, fraction: float, task: str, n_train: int) -> list[float]:
+        """The numeric choices up to ``fraction`` of ``n_train`` rows; the smallest always stays."""
+        numbers = [o for o in self.options(task) if isinstance(o, int | float)]
+        limit = max(fraction * n_train, min(numbers))
+        return [o for o in numbers if o <= limit]
 
     def suggest(self, trial: TrialLike, name: str, task: str, values: Mapping[str, Any]) -> Any:
         return trial.suggest_categorical(name, self.allowed(task, values.get(N_TRAIN)))
@@ -231,8 +235,9 @@ class BoolParam(_Param):
         return [False, True]
 
 
-Param = Annotated[FloatParam | IntParam | CategoricalParam | BoolParam, Field(discriminator="type")]
-PARAM_TYPES: dict[str, type[BaseModel]] = {
+AnyParam = FloatParam | IntParam | CategoricalParam | BoolParam
+Param = Annotated[AnyParam, Field(discriminator="type")]
+PARAM_TYPES: dict[str, type[AnyParam]] = {
     "float": FloatParam,
     "int": IntParam,
     "categorical": CategoricalParam,
@@ -258,7 +263,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise SpaceError(f"duplicate name '{key}' (line {key_node.start_mark.line + 1})")
         seen.add(key)
@@ -291,7 +296,7 @@ class Space:
 
     source: str
     text: str
-    params: dict[str, FloatParam | IntParam | CategoricalParam | BoolParam]
+    params: dict[str, AnyParam]
     family: str | None = None
     starts: tuple[StartPoint, ...] = ()
 
@@ -350,8 +355,8 @@ class Space:
             for name, value in point.items():
                 param = self.params[name]
                 if isinstance(param, CategoricalParam) and param.max_train_fraction and n_train:
-                    allowed = param.allowed(task, n_train)
-                    if value not in allowed:
+                    allowed = param.capped(param.max_train_fraction, task, n_train)
+                    if isinstance(value, int | float) and value not in allowed:
                         point[name] = max(o for o in allowed if o <= value) if min(allowed) <= value else allowed[0]
             if point and point not in points:
                 points.append(point)
@@ -390,6 +395,34 @@ class Space:
         return rows
 
 
+class SearchSpace(Protocol):
+    """What a search asks of a space: a YAML ``Space``, or a KerasTuner hypermodel's ``HyperModelSpace``."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def family(self) -> str | None: ...
+    @property
+    def params(self) -> Mapping[str, AnyParam]: ...
+    @property
+    def sha256(self) -> str: ...
+
+    def suggest(
+        self,
+        trial: TrialLike,
+        task: str,
+        fixed: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+        n_train: int | None = None,
+    ) -> dict[str, Any]: ...
+    def start_points(
+        self, task: str, kind: str | None, fixed: Mapping[str, Any] | None = None, n_train: int | None = None
+    ) -> list[dict[str, Any]]: ...
+    def parse_fixed(self, assignments: Sequence[str]) -> dict[str, Any]: ...
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
@@ -413,7 +446,7 @@ def parse_space(text: str, source: str) -> Space:
     unknown = set(raw) - {"family", "description", "params", "start"}
     if unknown:
         raise SpaceError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
-    params: dict[str, Any] = {}
+    params: dict[str, AnyParam] = {}
     for name, spec in raw["params"].items():
         params[str(name)] = _parse_param(str(name), spec, source, params)
     family = raw.get("family")
@@ -421,7 +454,7 @@ def parse_space(text: str, source: str) -> Space:
     return Space(source=source, text=text, params=params, family=str(family) if family else None, starts=starts)
 
 
-def _parse_starts(raw: Any, source: str, params: Mapping[str, Any]) -> tuple[StartPoint, ...]:
+def _parse_starts(raw: Any, source: str, params: Mapping[str, AnyParam]) -> tuple[StartPoint, ...]:
     """Validate ``start:``: a list of ``{when: ..., params: {name: value}}`` whose values the space can take."""
     if not isinstance(raw, list):
         raise SpaceError(f"{source}: start: expected a list of {{when, params}} mappings")
@@ -447,7 +480,7 @@ def _parse_starts(raw: Any, source: str, params: Mapping[str, Any]) -> tuple[Sta
     return tuple(starts)
 
 
-def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, Any]) -> Any:
+def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, AnyParam]) -> AnyParam:
     where = f"{source}: param '{name}'"
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise SpaceError(f"{where}: expected a mapping with a 'type'")
@@ -461,7 +494,7 @@ def _parse_param(name: str, spec: Any, source: str, earlier: Mapping[str, Any]) 
         field = ".".join(str(p) for p in first["loc"] if p not in PARAM_TYPES and not isinstance(p, int))
         message = first["msg"].removeprefix("Value error, ")
         raise SpaceError(f"{where}: {field + ': ' if field else ''}{message}") from None
-    for key in param.when or {}:  # type: ignore[attr-defined]
+    for key in param.when or {}:
         if key not in earlier and key not in CONTEXT_KEYS:
             raise SpaceError(f"{where}: condition on unknown param '{key}' (it must be defined above '{name}')")
     for key in getattr(param, "by", None) or {}:
@@ -500,7 +533,7 @@ def space_for(config: Any) -> Space:
     return space
 
 
-def pin_params(space: Space, fixed: dict[str, Any]) -> dict[str, Any]:
+def pin_params(space: SearchSpace, fixed: dict[str, Any]) -> dict[str, Any]:
     """Typed pinned values: strings (from ``--set``) are parsed against the space."""
     strings = [f"{k}={v}" for k, v in fixed.items() if isinstance(v, str)]
     pinned = space.parse_fixed(strings)

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from automl.config import Direction
 from automl.errors import AutoMLError, StoreError
 from automl.record import queued_attrs, read_study, write_study
 
@@ -86,7 +87,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 def open_study(
     name: str,
     storage: optuna.storages.BaseStorage,
-    direction: str,
+    direction: Direction,
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
     attrs: dict[str, Any],

@@ -185,7 +185,7 @@ class Tracker:
         self,
         parent_id: str,
         metrics: Mapping[str, float],
-        tags: Mapping[str, str],
+        tags: Mapping[str, object],
         status: str = "FINISHED",
     ) -> None:
         now = _now_ms()

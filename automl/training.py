@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
 
-from automl.data import Dataset
+from automl.config import Direction
+from automl.data import Dataset, DataSpec
 from automl.errors import AutoMLError
 
 LOSSES: dict[str, Callable[[], Any]] = {
@@ -24,7 +25,7 @@ LOSSES: dict[str, Callable[[], Any]] = {
 }
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 # objective metric -> direction; "loss" is only comparable when the loss itself is not searched
-METRICS: dict[str, dict[str, str]] = {
+METRICS: dict[str, dict[str, Direction]] = {
     "classification": {"accuracy": "maximize", "loss": "minimize"},
     "regression": {"rmse": "minimize", "mae": "minimize", "loss": "minimize"},
 }
@@ -116,7 +117,7 @@ def task_metrics(task: str) -> list[keras.metrics.Metric]:
     return [keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-def resolve_metric(task: str, metric: str | None, family: Any = None) -> tuple[str, str]:
+def resolve_metric(task: str, metric: str | None, family: Any = None) -> tuple[str, Direction]:
     """``(name, direction)`` of the objective; ``val_`` prefixes are accepted and dropped.
 
     A task beyond classification/regression takes its objectives from the family that declares it.
@@ -200,7 +201,7 @@ class EpochCallback(keras.callbacks.Callback):
         self.log = EpochLog()
         self._best_weights: list[np.ndarray] | None = None
 
-    @keras.callbacks.Callback.model.setter  # type: ignore[attr-defined,misc]
+    @keras.callbacks.Callback.model.setter
     def model(self, value: Any) -> None:
         """``callback.model = model``, as custom training loops (KerasTuner's guide) set it."""
         self.set_model(value)
@@ -298,10 +299,19 @@ def tf_pipelines(data: TrainingData, batch_size: int) -> tuple[Any, Any] | None:
     return train, val
 
 
+class DataShape(Protocol):
+    """What training reads of a data set: a ``Dataset``, or in a trial's child process its spec alone."""
+
+    @property
+    def spec(self) -> DataSpec: ...
+    @property
+    def task(self) -> str: ...
+
+
 def train(
     family: Any,
     params: Mapping[str, Any],
-    dataset: Dataset,
+    dataset: DataShape,
     data: TrainingData,
     epochs: int,
     monitor: str,

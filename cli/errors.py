@@ -5,22 +5,23 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 
 from automl.errors import AutoMLError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 USER_ERROR = 2
 INTERRUPTED = 130
 
 
-def handle_errors(command: F) -> F:
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Decorate a command: ``AutoMLError`` -> ``automl: error: ...`` and exit 2."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except AutoMLError as exc:
@@ -31,4 +32,4 @@ def handle_errors(command: F) -> F:
             print("automl: interrupted; the running trial was recorded as failed (resume to carry on)", file=sys.stderr)
             raise typer.Exit(INTERRUPTED) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

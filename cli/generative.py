@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.errors import handle_errors
 from cli.options import Home, TrackingUri
 
+if TYPE_CHECKING:
+    from automl.tracking import RawInputModel
+
 Model = Annotated[str, typer.Option("--model", help="Model URI: models:/NAME@champion, models:/NAME/1, runs:/...")]
 
 
-def _load(model: str, home: str | None, tracking_uri: str | None):  # type: ignore[no-untyped-def]
+def _load(model: str, home: str | None, tracking_uri: str | None) -> RawInputModel:
     from automl.config import resolve_store
     from automl.logs import import_backend_quietly
     from automl.tracking import load_pyfunc

@@ -27,7 +27,7 @@ def families(ctx: typer.Context, as_json: Json = False) -> None:
 
     import_backend_quietly()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.names():
         family = registry.get(name)
         rows.append({"name": name, "data": sorted(family.data_kinds), "description": family.description})
@@ -144,7 +144,7 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
 
     record = read_study(loaded)
     registered = record.model
-    data = {
+    data: dict[str, Any] = {
         "study": study,
         "number": trial.number,
         "value": trial.value,

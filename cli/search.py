@@ -1,10 +1,10 @@
-"""``automl search`` and ``automl resume``."""
+"""``automl search``, ``automl resume`` and ``automl worker``: run trials of a study and register its best model."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.console import Console
 from cli.errors import handle_errors
 from cli.options import Home, Json, Storage, TrackingUri
 from cli.progress import PlainProgress, RichProgress
+
+if TYPE_CHECKING:
+    from automl.runner import SearchResult
 
 Trials = Annotated[int | None, typer.Option("--trials", help="Trials to run (finished COMPLETE or PRUNED).")]
 Timeout = Annotated[float | None, typer.Option("--timeout", help="Stop starting trials after this many seconds.")]
@@ -23,10 +26,10 @@ def _progress(quiet: bool, verbose: bool = False) -> RichProgress | PlainProgres
     return PlainProgress(verbose) if quiet else RichProgress()
 
 
-def _print_result(result: object, as_json: bool) -> None:
+def _print_result(result: SearchResult, as_json: bool) -> None:
     from dataclasses import asdict
 
-    data = asdict(result)  # type: ignore[call-overload]
+    data = asdict(result)
     if as_json:
         print(json.dumps(data, default=str, indent=2))
         return

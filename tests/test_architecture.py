@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles between its modules, and MLflow imported by the tracking module alone."""
+"""The package's shape: no import cycles, MLflow imported by the tracking module alone, a docstring per module."""
 
 from __future__ import annotations
 
@@ -74,3 +74,9 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
             if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
                 importers.add(_module_name(path))
     assert importers == {"automl.tracking"}
+
+
+def test_every_module_has_a_docstring() -> None:
+    modules = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "cli").rglob("*.py")]
+    missing = [str(p.relative_to(PACKAGE.parent)) for p in modules if not ast.get_docstring(ast.parse(p.read_text()))]
+    assert not missing, f"modules without a docstring saying their job: {missing}"

@@ -66,12 +66,12 @@ def load_npz(
     declared = str(arrays["kind"]) if "kind" in arrays else None
     name = Path(source).name
     if array_kind(x, declared, family, source) == "image":
-        from automl.data.images import image_dataset, resize_images
+        from automl.data.images import image_dataset, image_shape, resize_images
 
         images = x[..., None] if x.ndim == 3 else x
         scale = 1 / 255 if images.dtype.kind in "ui" or float(np.max(images, initial=0)) > 1.0 else 1.0
         if image_size:
-            images = resize_images(images, tuple(image_size))  # type: ignore[arg-type]
+            images = resize_images(images, image_shape(image_size))
         return image_dataset(images, y.reshape(-1), name=name, pixel_scale=scale, source=source, **options)
     from automl.data.sequences import sequence_dataset
 

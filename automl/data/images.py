@@ -54,6 +54,12 @@ def read_images(paths: Sequence[str | Path], size: tuple[int, int], channels: in
     return x[..., :1] if channels == 1 else x
 
 
+def image_shape(size: Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` from a pair given as a tuple, or as a list (a recorded config read back from JSON)."""
+    height, width = size
+    return height, width
+
+
 def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of (N, H, W, C) arrays; a no-op at the same size."""
     if tuple(x.shape[1:3]) == tuple(size):
@@ -80,10 +86,10 @@ def load_image_folder(source: str, image_size: tuple[int, int] | None = None, **
     if len(by_class) < 2:
         (name,) = by_class
         raise DataError(f"{source}: only one class folder with images ('{name}'); at least 2 classes are needed")
-    size = tuple(image_size or DEFAULT_IMAGE_SIZE)
+    size = image_shape(image_size or DEFAULT_IMAGE_SIZE)
     paths = [p for files in by_class.values() for p in files]
     labels = np.array([name for name, files in by_class.items() for _ in files], dtype=object)
-    x = read_images(paths, size)  # type: ignore[arg-type]
+    x = read_images(paths, size)
     return image_dataset(x, labels, name=root.name, pixel_scale=1 / 255, source=source, **options)
 
 
@@ -182,7 +188,7 @@ def images_to_inputs(metadata: dict[str, Any], raw: Any) -> np.ndarray:
     if isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], (str, Path)):
         # files hold 8-bit pixels; bring them to the units of the arrays the model was trained on
         to_raw_units = (1 / 255) / float(metadata["pixel_scale"])
-        return read_images(raw, size, channels).astype("float32") * np.float32(to_raw_units)  # type: ignore[arg-type]
+        return read_images(raw, size, channels).astype("float32") * np.float32(to_raw_units)
     x = np.asarray(raw, dtype="float32")
     if x.ndim == 2:  # one grayscale image
         x = x[None, ..., None]
@@ -193,7 +199,7 @@ def images_to_inputs(metadata: dict[str, Any], raw: Any) -> np.ndarray:
     x = x[..., :3] if x.shape[-1] == 4 else x  # drop alpha
     if x.shape[-1] != channels:
         x = np.repeat(x, channels, axis=-1) if x.shape[-1] == 1 else x.mean(axis=-1, keepdims=True)
-    return resize_images(x, size)  # type: ignore[arg-type]
+    return resize_images(x, size)
 
 
 @register_demo("digits-images")
@@ -204,6 +210,6 @@ def digits_images(image_size: tuple[int, int] | None = None, **options: Any) -> 
     bunch = load_digits()
     x = bunch.images.astype("float32")[..., None]
     if image_size:
-        x = resize_images(x, tuple(image_size))  # type: ignore[arg-type]
+        x = resize_images(x, image_shape(image_size))
     options.pop("target", None)
     return image_dataset(x, bunch.target, "demo:digits-images", 1 / 16, "demo:digits-images", **options)

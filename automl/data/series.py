@@ -100,11 +100,11 @@ def series_dataset(
     values = frame[columns].to_numpy(dtype="float32")
     series = frame[target].to_numpy(dtype="float32")
     train, val, test, train_end = time_split(n, window, horizon, val_fraction, test_fraction)
-    for split, starts in (("train", train), ("val", val), ("test", test)):
+    for part, starts in (("train", train), ("val", val), ("test", test)):
         if len(starts) == 0:
             raise DataError(
                 f"{name}: {n} rows are too few for window {window} + horizon {horizon}: "
-                f"the {split} split gets no complete window (use a smaller --window or more rows)"
+                f"the {part} split gets no complete window (use a smaller --window or more rows)"
             )
     windows = sliding_windows(values, window)  # windows[s - window] ends right before row s
 

@@ -122,7 +122,7 @@ def table_dataset(
         "classes": classes,
     }
     means = variances = None
-    if numeric:
+    if fills is not None:  # there are numeric columns
         imputed = np.where(
             np.isnan(features.iloc[train][numeric].to_numpy("float64")), fills, features.iloc[train][numeric]
         )
@@ -202,7 +202,8 @@ def build_preprocessor(
     if numeric:
         x = keras.Input(shape=(len(numeric),), name="numeric", dtype="float32")
         inputs["numeric"] = x
-        h = Impute([float(v) for v in fills], name="impute")(x)  # type: ignore[union-attr]
+        assert fills is not None  # measured on the numeric columns of the training split
+        h = Impute([float(v) for v in fills], name="impute")(x)
         parts.append(keras.layers.Normalization(mean=means, variance=variances, name="normalize")(h))
     for i, column in enumerate(categorical):
         s = keras.Input(shape=(1,), name=f"cat_{i}", dtype="string")

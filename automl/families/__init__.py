@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from automl.config import Direction
 from automl.errors import AutoMLError, DataError
 
 __all__ = ["Family", "get", "names", "task_metrics"]
@@ -38,7 +39,7 @@ class Family:
     fit: FitFn | None = None
     # tasks beyond classification/regression the family trains for, each with its objectives (name -> direction,
     # the first is the default); the metric must appear as ``val_<name>`` in the epoch logs
-    metrics: Mapping[str, Mapping[str, str]] | None = None
+    metrics: Mapping[str, Mapping[str, Direction]] | None = None
     default_task: str | None = None  # the task of a data set given without --target and --task
     compile: CompileFn | None = None
     evaluate: EvaluateFn | None = None
@@ -76,7 +77,7 @@ def get(name: str | Family) -> Family:
     return family
 
 
-def task_metrics(task: str) -> dict[str, str] | None:
+def task_metrics(task: str) -> dict[str, Direction] | None:
     """The objectives of a task that a family brings (the first family, by name, that declares it)."""
     for name in names():
         family = get(name)
