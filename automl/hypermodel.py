@@ -9,7 +9,9 @@ KerasTuner model samples inside ``build(hp)``, so the search space is only known
   (reproduce, promote, retrain) with no Optuna trial at all;
 * the family's ``fit`` keeps the optimizer and loss that ``build`` compiled, and runs ``HyperModel.fit`` when
   the hypermodel overrides it; params drawn inside ``fit`` are sampled from the live trial and added to params.
-  That ``fit`` must train through ``model.fit(..., **kwargs)`` (the callbacks report each epoch to Optuna).
+  That ``fit`` reports each epoch through the callbacks it is given (``model.fit(..., **kwargs)``), or returns
+  the objective (a number, a dict, a ``History``); Keras layers it calls on ``x`` before ``model.fit`` are put in
+  front of the trained model (``InputWatch``), so the registered model takes raw inputs.
 
 KerasTuner itself is only imported, when installed, to tell a ``HyperModel`` subclass from a build function.
 """
@@ -453,11 +455,11 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
             _COMPILED[model] = (model.optimizer, model.loss, spec.task, getattr(spec, "n_classes", None))
         return model
 
-    def fit_model(model: Any, params: Any, data: Any, epochs: int, callbacks: list[Any]) -> None:
+    def fit_model(model: Any, params: Any, data: Any, epochs: int, callbacks: list[Any]) -> Any:
         import keras
 
+        from automl.training import FitResult, task_metrics
         from automl.training import fit_model as default_fit
-        from automl.training import task_metrics
 
         compiled = _COMPILED.pop(model, None)
         if compiled is not None:
@@ -474,7 +476,7 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
         if not custom_fit:
             if not fit_kwargs:
                 default_fit(model, params, data, epochs, callbacks)
-                return
+                return None
             model.fit(
                 data.x_train,
                 data.y_train,
@@ -482,15 +484,17 @@ def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
                 callbacks=callbacks,
                 verbose=0,
             )
-            return
+            return None
         hp = HyperParameters(trial=_live_trial(params), values=params)
         # fit() gets the hp that build() filled, as under KerasTuner: get(), hp[...] and values see its params
         hp.values.update({k: v for k, v in params.items() if k != "family"})
         hp._names.update(hp.values)
-        _call_fit(hypermodel, hp, model, data, epochs, callbacks, fit_kwargs)
+        with _watching_inputs(model, data.x_train) as watch:
+            returned = _call_fit(hypermodel, hp, model, data, epochs, callbacks, fit_kwargs)
         drawn = {k: v for k, v in hp.values.items() if k not in params}
         if drawn and isinstance(params, dict):
             params.update(drawn)  # params drawn inside fit join the trial's record
+        return FitResult(objective=returned, model=watch.model_with_preprocessing(model, data.x_train))
 
     def compile_model(model: Any, params: Mapping[str, Any], spec: Any) -> Any:
         """The hypermodel's own ``optimizer``/``loss``/``learning_rate`` hps are its business, never automl's."""
@@ -560,6 +564,91 @@ def _live_trial(params: Mapping[str, Any]) -> Any:
 _DUPLICATE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
 
 
+class InputWatch:
+    """What a ``HyperModel.fit`` did to its ``x`` before training: the Keras layers it called on it, in order.
+
+    ``fit`` runs with every ``Layer.__call__`` recorded whose input is the training ``x`` (or the output of a layer
+    recorded before), and with the model's ``fit`` recording the ``x`` it trains on.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[int, tuple[Any, Any, Any]] = {}  # id(output) -> (layer, input, output): kept alive
+        self.trained_on: list[Any] = []
+
+    def chain(self, x: Any, raw: Any) -> list[Any] | None:
+        """The layers that turned ``raw`` into ``x`` (first to last); None when ``x`` did not come from them."""
+        layers: list[Any] = []
+        while x is not raw:
+            call = self.calls.get(id(x))
+            if call is None or call[2] is not x:
+                return None
+            layers.insert(0, call[0])
+            x = call[1]
+        return layers
+
+    def model_with_preprocessing(self, model: Any, raw: Any) -> Any:
+        """``model`` with the layers ``fit`` applied to ``x`` in front of it; None when it trained on ``x`` as is.
+
+        Raises ``AutoMLError`` when ``fit`` trained on inputs changed some other way (numpy arithmetic, slicing):
+        the registered model, which takes raw inputs, would then predict on other inputs than it learned from.
+        """
+        import keras
+        import numpy as np
+
+        chains = []
+        for x in self.trained_on:
+            if x is raw or not hasattr(x, "shape"):  # a tf.data pipeline or a generator: nothing to compare
+                continue
+            layers = self.chain(x, raw)
+            if layers is None:
+                if tuple(x.shape) == tuple(raw.shape) and np.array_equal(np.asarray(x), raw):
+                    continue  # a copy of the data (astype, asarray)
+                raise AutoMLError(
+                    "HyperModel.fit trains on inputs it changed without a Keras layer (numpy arithmetic, slicing, "
+                    "...): the registered model, which takes raw inputs, cannot repeat that; call a Keras layer on "
+                    "x in fit (e.g. layers.Normalization()), or do it inside build()"
+                )
+            chains.append(layers)
+        if not chains or not chains[0]:
+            return None
+        if any([id(layer) for layer in c] != [id(layer) for layer in chains[0]] for c in chains):
+            raise AutoMLError("HyperModel.fit trains on inputs preprocessed in more than one way; use one")
+        inputs = keras.Input(shape=tuple(raw.shape[1:]), dtype=str(raw.dtype), name="fit_inputs")
+        x = inputs
+        for layer in chains[0]:
+            x = layer(x)
+        return keras.Model(inputs, model(x), name=f"{model.name}_with_fit_preprocessing")
+
+
+@contextlib.contextmanager
+def _watching_inputs(model: Any, raw: Any) -> Iterator[InputWatch]:
+    """Record, while ``HyperModel.fit`` runs, the layers it calls on ``raw`` and the ``x`` that ``model.fit`` gets."""
+    import keras
+
+    watch = InputWatch()
+    layer_call = keras.layers.Layer.__call__
+    model_fit = model.fit
+
+    def recording_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        outputs = layer_call(layer, *args, **kwargs)
+        source = args[0] if args else kwargs.get("inputs")
+        if source is raw or (id(source) in watch.calls and watch.calls[id(source)][2] is source):
+            watch.calls[id(outputs)] = (layer, source, outputs)
+        return outputs
+
+    def recording_fit(*args: Any, **kwargs: Any) -> Any:
+        watch.trained_on.append(args[0] if args else kwargs.get("x"))
+        return model_fit(*args, **kwargs)
+
+    keras.layers.Layer.__call__ = recording_call
+    object.__setattr__(model, "fit", recording_fit)  # this model only; Keras's attribute tracking is skipped
+    try:
+        yield watch
+    finally:
+        keras.layers.Layer.__call__ = layer_call
+        object.__delattr__(model, "fit")
+
+
 def _call_fit(
     hypermodel: Any,
     hp: HyperParameters,
@@ -568,8 +657,8 @@ def _call_fit(
     epochs: int,
     callbacks: list[Any],
     extra: Mapping[str, Any] | None = None,
-) -> None:
-    """``HyperModel.fit(hp, model, x, y, **kwargs)`` as KerasTuner's tuner calls it.
+) -> Any:
+    """``HyperModel.fit(hp, model, x, y, **kwargs)`` as KerasTuner's tuner calls it; returns what it returns.
 
     A ``fit`` that sets ``epochs`` (or ``batch_size``...) itself, as in KerasTuner's docs, wins over ours.
     """
@@ -582,8 +671,7 @@ def _call_fit(
     }
     for _ in range(len(kwargs)):
         try:
-            hypermodel.fit(hp, model, data.x_train, data.y_train, **kwargs)
-            return
+            return hypermodel.fit(hp, model, data.x_train, data.y_train, **kwargs)
         except TypeError as exc:
             match = _DUPLICATE.search(str(exc))
             if match is None or match.group(1) not in kwargs or match.group(1) == "callbacks":

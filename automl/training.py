@@ -189,15 +189,40 @@ class EpochLog:
     deterministic: bool = False
 
 
-class EpochCallback(keras.callbacks.Callback):
-    """Per epoch: record metrics (in target units), report the objective, keep the best epoch's weights."""
+@dataclass
+class FitResult:
+    """What a family's own ``fit`` may hand back to ``train``, as KerasTuner's ``HyperModel.fit`` does.
 
-    def __init__(self, monitor: str, direction: str, y_std: float, report: Reporter | None = None) -> None:
+    ``objective``: a number, a ``{metric: value}`` dict or a ``History``; it becomes the trial's value (a fit that
+    evaluates the model itself need not log the monitored metric each epoch). ``model``: the model to keep instead
+    of the one built, e.g. with the input preprocessing the fit applied placed in front of it.
+    """
+
+    objective: Any = None
+    model: Any = None
+
+
+class EpochCallback(keras.callbacks.Callback):
+    """Per epoch: record metrics (in target units), report the objective, keep the best epoch's weights.
+
+    ``require_monitor=False`` lets epochs without the monitored metric pass (a family's own fit may compute the
+    objective itself and return it, see ``FitResult``); ``train`` then checks that some value was found.
+    """
+
+    def __init__(
+        self,
+        monitor: str,
+        direction: str,
+        y_std: float,
+        report: Reporter | None = None,
+        require_monitor: bool = True,
+    ) -> None:
         super().__init__()
         self.monitor = monitor
         self.sign = 1.0 if direction == "maximize" else -1.0
         self.y_std = y_std
         self.report = report
+        self.require_monitor = require_monitor
         self.log = EpochLog()
         self._best_weights: list[np.ndarray] | None = None
 
@@ -207,6 +232,10 @@ class EpochCallback(keras.callbacks.Callback):
         self.set_model(value)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._record(epoch, logs, live=True)
+
+    def _record(self, epoch: int, logs: Mapping[str, Any] | None, live: bool) -> None:
+        """One epoch's logs; ``live=False`` for an epoch replayed after the fit (no weights, no stopping)."""
         row = {}
         for key, value in (logs or {}).items():
             number = float(value)
@@ -216,23 +245,68 @@ class EpochCallback(keras.callbacks.Callback):
         self.log.history.append(row)
         loss = row.get("loss", 0.0)
         if not math.isfinite(loss):
-            self.model.stop_training = True
+            if live:
+                self.model.stop_training = True
             raise NonFiniteLoss(f"training loss is {loss} at epoch {epoch}")
         value = row.get(self.monitor)
         if value is None:
-            raise KeyError(f"metric '{self.monitor}' was not computed (have: {', '.join(row)})")
+            if not self.require_monitor:
+                return
+            raise KeyError(self.missing_monitor(row))
         if math.isfinite(value) and (
             self.log.best_value is None or self.sign * value > self.sign * self.log.best_value
         ):
             self.log.best_value, self.log.best_epoch = value, epoch
-            self._best_weights = self.model.get_weights()
-        if self.report is not None and self.report(epoch, value):
+            if live:
+                self._best_weights = self.model.get_weights()
+        if live and self.report is not None and self.report(epoch, value):
             self.log.pruned = True
             self.model.stop_training = True
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._best_weights is not None and not self.log.pruned:
             self.model.set_weights(self._best_weights)
+
+    def missing_monitor(self, row: Mapping[str, Any]) -> str:
+        return f"metric '{self.monitor}' was not computed (have: {', '.join(row) or 'nothing'})"
+
+    def take_objective(self, returned: Any) -> None:
+        """The value a fit returned (a number, a ``{metric: value}`` dict, a ``History``) becomes the trial's."""
+        if returned is None or self.log.pruned:
+            return
+        history = getattr(returned, "history", None)
+        if isinstance(history, Mapping):
+            if self.log.history:
+                return  # a History of the fit these callbacks watched: every epoch was already seen
+            rows = [dict(zip(history, values, strict=True)) for values in zip(*history.values(), strict=False)]
+            for epoch, row in enumerate(rows):  # a fit that trained without these callbacks: replay its epochs
+                self._record(epoch, row, live=False)
+            return
+        if isinstance(returned, Mapping):
+            name = self.monitor.removeprefix("val_")
+            key = next((k for k in (self.monitor, name) if k in returned), None)
+            if key is None:
+                raise KeyError(
+                    f"fit() returned {{{', '.join(map(str, returned))}}}: none is the objective "
+                    f"'{self.monitor}' (or '{name}')"
+                )
+            extra = {str(k): float(v) for k, v in returned.items()}
+            value = extra[key]
+        else:
+            try:
+                value, extra = float(returned), {}
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"fit() returned a {type(returned).__name__}: expected a number, a {{metric: value}} dict or "
+                    f"a History"
+                ) from None
+        if self.monitor.removeprefix("val_") in TARGET_UNIT_METRICS:
+            value *= self.y_std
+        if not self.log.history:
+            self.log.history.append({})
+        self.log.history[-1].update({**extra, self.monitor: value})
+        if math.isfinite(value):  # else the trial fails as any trial without a finite objective does
+            self.log.best_value, self.log.best_epoch = value, len(self.log.history) - 1
 
 
 def fit_model(
@@ -331,13 +405,21 @@ def train(
         compile_fn(model, params, dataset.spec)
     else:
         compile_model(model, params, dataset.task)
-    callback = EpochCallback(monitor, direction, data.y_std, report)
+    # the default loop always logs the monitor; a family's own fit may return the objective instead (FitResult)
+    callback = EpochCallback(monitor, direction, data.y_std, report, require_monitor=family.fit is None)
     callback.log.dtype_policies = sorted({layer.dtype_policy.name for layer in model.layers})
     callback.log.deterministic = determinism_enabled()
     fit = family.fit or fit_model
     start = time.perf_counter()
     try:
-        fit(model, params, data, epochs, [callback])
+        returned = fit(model, params, data, epochs, [callback])
     finally:
         callback.log.fit_seconds = time.perf_counter() - start
+    if isinstance(returned, FitResult):
+        model = returned.model if returned.model is not None else model
+        returned = returned.objective
+    callback.take_objective(returned)
+    seen = any(callback.monitor in row for row in callback.log.history)
+    if callback.log.best_value is None and not callback.log.pruned and not seen:
+        raise KeyError(callback.missing_monitor(callback.log.history[-1] if callback.log.history else {}))
     return model, callback.log

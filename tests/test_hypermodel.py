@@ -664,3 +664,101 @@ def test_fit_reads_builds_values_through_get_index_and_values(tmp_path: Path, ho
     trials = study_trials(home, "reads")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert all(t.user_attrs["params"]["batch_size"] in (16, 32) and "units" in t.user_attrs["params"] for t in trials)
+
+
+# ---- what HyperModel.fit returns, and what it does to x ----------------------------------------------------------
+RETURNING_FIT = """
+    import keras
+    import keras_tuner
+
+    class Returns(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+            return model
+
+        def fit(self, hp, model, x, y, validation_data, callbacks, **kwargs):
+            # trains without automl's callbacks, as custom evaluations do: what it returns is all there is
+            history = model.fit(x, y, validation_data=validation_data, **kwargs)
+            return RETURNED
+    """
+
+
+@pytest.mark.parametrize(
+    "returned", ["0.25", '{"accuracy": 0.125, "other": 7.0}', "history", '{"other": 7.0}'], ids=str
+)
+def test_the_value_fit_returns_becomes_the_trials_value(tmp_path: Path, home: Path, returned: str) -> None:
+    """KerasTuner takes a number, a {metric: value} dict (the objective's entry) or a History from fit()."""
+    source = RETURNING_FIT.replace("RETURNED", returned)
+    options = ("--trials", "1", "--epochs", "2", "--quiet", "--no-report")
+    result = search_hypermodel(tmp_path, home, "ret", source, "Returns", *options)
+    trial = study_trials(home, "ret")[0]
+    if returned == '{"other": 7.0}':  # no entry for the objective
+        assert result.exit_code == 1 and trial.state.name == "FAIL"
+        error = trial.user_attrs["error"]
+        assert "fit() returned {other}: none is the objective 'val_accuracy' (or 'accuracy')" in error
+        return
+    assert result.exit_code == 0, result.output
+    assert trial.state.name == "COMPLETE"
+    history = trial.user_attrs["history"]
+    if returned == "history":  # its epochs are replayed: the best validation accuracy is the value
+        assert len(history) == 2 and trial.value == max(row["val_accuracy"] for row in history)
+    elif returned == "0.25":
+        assert trial.value == 0.25 and history == [{"val_accuracy": 0.25}]
+    else:
+        assert trial.value == 0.125 and history[-1] == {"accuracy": 0.125, "other": 7.0, "val_accuracy": 0.125}
+
+
+PREPROCESSING_FIT = """
+    import keras
+    import keras_tuner
+
+    class Preprocesses(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(hp.Int("units", 16, 32), "relu"),
+                                      keras.layers.Dense(3, activation="softmax")], name="core")
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+            return model
+
+        def fit(self, hp, model, x, y, validation_data, **kwargs):
+            x_val, y_val = validation_data
+            PREPROCESS
+            return model.fit(x, y, validation_data=(x_val, y_val), **kwargs)
+    """
+
+
+def test_preprocessing_layers_that_fit_applies_to_x_ship_in_front_of_the_registered_model(
+    tmp_path: Path, home: Path
+) -> None:
+    """As getting-started's ``normalize`` fit does: the registered model takes raw rows and predicts as trained."""
+    import automl
+    from automl.data import adapt_input, predict_inputs
+
+    steps = """
+            norm = keras.layers.Normalization()
+            norm.adapt(x)
+            x, x_val = norm(x), norm(x_val)
+            scale = keras.layers.Rescaling(10.0, offset=3.0)
+            x, x_val = scale(x), scale(x_val)"""
+    source = PREPROCESSING_FIT.replace("\n            PREPROCESS", textwrap.indent(textwrap.dedent(steps), " " * 12))
+    options = ("--trials", "1", "--epochs", "3", "--json", "--no-report")
+    result = search_hypermodel(tmp_path, home, "prep", source, "Preprocesses", *options)
+    assert result.exit_code == 0, result.output
+    dataset = load_dataset("demo:wine", seed=0)
+    model = automl.load_model("models:/prep@champion", home=str(home))
+    served = predict_inputs(model, adapt_input(dataset.metadata, dataset.raw_test))
+    wrapper = next(layer for layer in model.layers if layer.name == "core_with_fit_preprocessing")
+    norm, scale, core = wrapper.layers[1:]
+    assert isinstance(norm, keras.layers.Normalization) and isinstance(scale, keras.layers.Rescaling)
+    as_trained = core.predict(np.asarray(scale(norm(dataset.x_test))), verbose=0)  # what fit() fed the network
+    np.testing.assert_allclose(served, as_trained, rtol=1e-5, atol=1e-6)
+    assert json.loads(result.stdout)["test_metrics"]["test_accuracy"] > 0.8
+
+
+def test_fit_that_changes_x_without_a_keras_layer_fails_its_trial_naming_it(tmp_path: Path, home: Path) -> None:
+    source = PREPROCESSING_FIT.replace("PREPROCESS", "x, x_val = x * 10.0, x_val * 10.0")
+    result = search_hypermodel(tmp_path, home, "numpy", source, "Preprocesses", "--trials", "1", "--epochs", "1")
+    assert result.exit_code == 1
+    error = study_trials(home, "numpy")[0].user_attrs["error"]
+    assert "HyperModel.fit trains on inputs it changed without a Keras layer" in error
