@@ -88,6 +88,8 @@ class SearchConfig:
     isolation: IsolationName = field(default_factory=default_isolation)
     hypermodel: str | None = None
     lint: bool = True
+    # models that Keras's safe_mode would refuse (Lambda layers) are searched, registered and loaded without it
+    trust_model_code: bool = False
     max_params: int | None = None  # the lint refuses a branch over this many parameters (None: half the memory)
     start: bool = True  # a new study first tries the space's starting configurations
     report: bool = True

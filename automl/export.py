@@ -25,16 +25,24 @@ def export_model(core: Any, dataset: Dataset) -> Any:
     return keras.Model(preprocessor.input, outputs, name=f"automl_{core.name}")
 
 
-def load_keras_file(path: str | Path) -> Any:
-    """Load a ``.keras`` file with safe_mode on: no Lambda layers, no arbitrary code."""
+def load_keras_file(path: str | Path, trusted: bool = False) -> Any:
+    """Load a ``.keras`` file with safe_mode on (no Lambda layers, no arbitrary code), unless ``trusted``.
+
+    ``trusted`` is for a model searched with ``--trust-model-code``: its metadata says so.
+    """
     import keras
 
     import automl.layers  # noqa: F401  (registers the custom preprocessing layers)
 
     try:
-        return keras.saving.load_model(str(path), safe_mode=True)
+        return keras.saving.load_model(str(path), safe_mode=not trusted)
     except ValueError as exc:
-        raise AutoMLError(f"{path}: refused to load (Keras safe_mode): {str(exc).splitlines()[0]}") from None
+        if trusted:
+            raise
+        raise AutoMLError(
+            f"{path}: refused to load (Keras safe_mode): {str(exc).splitlines()[0]} "
+            f"(a model searched with --trust-model-code records that it may be loaded without safe_mode)"
+        ) from None
 
 
 def predict_raw(model: Any, metadata: dict[str, Any], raw: Any) -> np.ndarray:

@@ -249,7 +249,8 @@ def check_loadable(model: Any) -> None:
         if isinstance(layer, keras.layers.Lambda):
             raise ValueError(
                 f"layer '{layer.name}' is a Lambda: the best model could not be loaded safely from the registry "
-                f"(Keras safe_mode runs no arbitrary code); use a registered custom layer instead"
+                f"(Keras safe_mode runs no arbitrary code); use a registered custom layer instead, or pass "
+                f"--trust-model-code if you trust this model's code"
             )
 
 
@@ -302,12 +303,14 @@ def lint_space(
     spec: DataSpec,
     fixed: Mapping[str, Any] | None = None,
     max_params: int | None = None,
+    trust_model_code: bool = False,
 ) -> LintReport:
     """Build, compile and run every branch of ``space`` on a tiny input of ``spec``.
 
     Each branch's parameter count is estimated first, without allocating weights; a branch over ``max_params``
-    (default: half the machine's memory) is refused before anything is built for real. Raises ``AutoMLError``
-    naming the first branch that fails and how many do.
+    (default: half the machine's memory) is refused before anything is built for real. A branch that Keras's
+    safe_mode could not load back (a Lambda layer) is refused unless ``trust_model_code``. Raises
+    ``AutoMLError`` naming the first branch that fails and how many do.
     """
     import keras
 
@@ -342,7 +345,8 @@ def lint_space(
                 compile_model(model, params, spec.task)
             outputs = model(tiny_inputs(model, spec=spec), training=False)
             check_output_width(outputs, spec)
-            check_loadable(model)
+            if not trust_model_code:
+                check_loadable(model)
             report.branches.append(measure(label, model, params))
         except Exception as exc:  # a builder can raise anything; the user needs the branch that did
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

@@ -44,6 +44,7 @@ class TrialSettings:
     oom_retry: bool = False
     options: RunOptions = field(default_factory=RunOptions)
     executions: int = 1  # fits per trial (each with its own seed); the trial's value is their mean
+    trust_model_code: bool = False  # checkpoints are loaded with Keras safe_mode off (``--trust-model-code``)
 
 
 def trial_origin(trial: optuna.trial.BaseTrial) -> str:

@@ -290,6 +290,7 @@ def promote(
         fixed=dict(record.config.fixed),
         checkpoint_dir=record.store.checkpoints_dir / study_name,
         options=RunOptions.of(record.config.mixed_precision, ran_deterministic(record)),
+        trust_model_code=record.config.trust_model_code,
     )
     if ran_deterministic(record):
         enable_determinism()  # the retrain (when there is no checkpoint) runs the kernels the trial ran
@@ -299,6 +300,8 @@ def promote(
     registered = read_study(record.study).model
     name = register_name or (registered and registered.register_name) or record.config.register_name or study_name
     metadata = {**dataset.metadata, "study": study_name, "trial": number, "weights": source}
+    if record.config.trust_model_code:
+        metadata["trust_model_code"] = True
     model_uri, version = tracker.log_best_model(parent_id, exported, metadata, dataset.raw_example, name)
     tracker.tag_model_version(name, version, {TRIAL_NUMBER: number, "automl.weights": source})
     update_study(record.study, champion={"trial": number, "model_uri": model_uri, "register_name": name})

@@ -222,7 +222,9 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         from automl.lint import lint_space
 
         # a branch that cannot build, or is too large to, fails here, before any trial
-        lint_space(family, space, dataset.spec, fixed, max_params=config.max_params)
+        lint_space(
+            family, space, dataset.spec, fixed, max_params=config.max_params, trust_model_code=config.trust_model_code
+        )
     if config.deterministic:
         from automl.backend import enable_determinism
 
@@ -315,6 +317,7 @@ def trial_settings(session: Session) -> TrialSettings:
         oom_retry=session.config.oom_retry,
         options=RunOptions.of(session.config.mixed_precision, session.config.deterministic),
         executions=session.config.executions_per_trial,
+        trust_model_code=session.config.trust_model_code,
     )
 
 
@@ -578,6 +581,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
         "study": config.study_name,
         "trial": best.number,
         "weights": source,
+        **({"trust_model_code": True} if config.trust_model_code else {}),
     }
     test_metrics = evaluate(exported, session.dataset, family, metadata)
     model_uri, _version = tracker.log_best_model(session.parent_id, exported, metadata, example, register_name)
@@ -619,7 +623,7 @@ def best_model(
     if path and not Path(path).is_file():  # a moved home: the checkpoint is in this home's folder
         path = str(settings.checkpoint_dir / Path(path).name)
     if path and Path(path).is_file():
-        return load_keras_file(path), "checkpoint"
+        return load_keras_file(path, trusted=getattr(settings, "trust_model_code", False)), "checkpoint"
     import keras
 
     from automl.training import TrainingData, train

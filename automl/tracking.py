@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL_NUMBER, STATE = "automl.role", "automl.study", "automl.trial_number", "automl.state"
 CHAMPION = "champion"
+TRUST_MODEL_CODE = "automl.trust_model_code"  # a model version tag: loaded with Keras safe_mode off
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAM_LENGTH = 6000
@@ -276,6 +277,9 @@ class Tracker:
         version = str(info.registered_model_version)
         self.client.set_registered_model_alias(register_name, CHAMPION, version)
         self.client.set_model_version_tag(register_name, version, STUDY, self.study_name)
+        if model_metadata.get("trust_model_code"):
+            # loaded with Keras safe_mode off (its automl.json says so): visible in the registry, not only inside
+            self.client.set_model_version_tag(register_name, version, TRUST_MODEL_CODE, "true")
         return f"models:/{register_name}/{version}", version
 
     def _log_pyfunc(
@@ -357,7 +361,7 @@ class RawInputModel(mlflow.pyfunc.PythonModel):
     def load_from(self, model_path: Path, meta: dict[str, Any]) -> None:
         from automl.export import load_keras_file
 
-        self.keras_model = load_keras_file(model_path)
+        self.keras_model = load_keras_file(model_path, trusted=bool(meta.get("trust_model_code")))
         self.metadata = meta
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]

@@ -171,6 +171,14 @@ def search(
             "--lint/--no-lint", help="Build every branch of the space on a tiny input before the first trial."
         ),
     ] = True,
+    trust_model_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-model-code",
+            help="Allow models that Keras safe_mode refuses (Lambda layers): the registered model is then loaded "
+            "with safe_mode off, which runs the code saved in it. Only for models whose code you trust.",
+        ),
+    ] = False,
     max_params: Annotated[
         int | None,
         typer.Option(

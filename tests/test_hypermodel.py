@@ -12,6 +12,7 @@ import keras_tuner as kt
 import numpy as np
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 
 from automl.data import load_dataset
 from automl.errors import AutoMLError, SpaceError
@@ -580,7 +581,30 @@ def test_a_lambda_layer_is_refused_by_the_lint_before_any_trial(tmp_path: Path, 
     source = dense_build(f"keras.layers.Lambda(lambda t: t * 1.0), {SOFTMAX_3}", SPARSE)
     result = search_hypermodel(tmp_path, home, "lam", source, "build")
     assert result.exit_code == 2 and "is a Lambda" in result.stderr and "safe_mode" in result.stderr
+    assert "--trust-model-code" in result.stderr
     assert not (home / "optuna.db").exists()
+
+
+def test_trust_model_code_searches_registers_and_loads_a_lambda_model(tmp_path: Path, home: Path) -> None:
+    """The flag passes the lint; the registry records it, so the champion loads without safe_mode, that model only."""
+    import automl
+    from automl.data import adapt_input, predict_inputs
+
+    source = dense_build(f"keras.layers.Lambda(lambda t: t * 2.0), {SOFTMAX_3}", SPARSE)
+    options = ("--trials", "2", "--epochs", "1", "--quiet", "--no-report", "--trust-model-code")
+    result = search_hypermodel(tmp_path, home, "trusted", source, "build", *options)
+    assert result.exit_code == 0, result.output
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_model_version_by_alias("trusted", "champion").tags["automl.trust_model_code"] == "true"
+    model = automl.load_model("models:/trusted@champion", home=str(home))
+    assert any(isinstance(layer, keras.layers.Lambda) for layer in model._flatten_layers())
+    dataset = load_dataset("demo:wine", seed=0)
+    assert predict_inputs(model, adapt_input(dataset.metadata, dataset.raw_test)).shape == (len(dataset.y_test), 3)
+
+    plain = search_hypermodel(tmp_path, home, "plain", dense_build(SOFTMAX_3, SPARSE), "build", *options[:-1])
+    assert plain.exit_code == 0, plain.output
+    assert "automl.trust_model_code" not in client.get_model_version_by_alias("plain", "champion").tags
 
 
 def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path: Path, home: Path) -> None:
