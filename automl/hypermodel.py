@@ -422,7 +422,7 @@ class _BuildFunction:
         self.build = function
 
 
-def _overrides_fit(hypermodel: Any) -> bool:
+def overrides_fit(hypermodel: Any) -> bool:
     if isinstance(hypermodel, _BuildFunction) or not callable(getattr(hypermodel, "fit", None)):
         return False
     base = _keras_tuner_hypermodel()
@@ -433,7 +433,7 @@ def _overrides_fit(hypermodel: Any) -> bool:
 
 def tunes_in_fit(space: Any) -> bool:
     """Whether the hypermodel overrides ``fit`` (where it may draw more params than ``build`` does)."""
-    return _overrides_fit(getattr(space, "hypermodel", None))
+    return overrides_fit(getattr(space, "hypermodel", None))
 
 
 def _keras_tuner_hypermodel() -> type[Any] | None:
@@ -446,7 +446,7 @@ def _keras_tuner_hypermodel() -> type[Any] | None:
 
 def make_family(name: str, hypermodel: Any, description: str = "") -> Family:
     """A ``Family`` whose ``build(params, spec)`` replays recorded params through ``hypermodel.build``."""
-    custom_fit = _overrides_fit(hypermodel)
+    custom_fit = overrides_fit(hypermodel)
 
     def build_model(params: Mapping[str, Any], spec: Any) -> Any:
         model = hypermodel.build(HyperParameters(values=params))
@@ -728,6 +728,7 @@ def as_hypermodel(target: Any, spec: str) -> Any:
 
 
 def _source_text(spec: str, target: Any) -> str:
+    target = getattr(target, "__wrapped__", target)
     try:
         code = inspect.getsource(target if inspect.isclass(target) or inspect.isfunction(target) else type(target))
     except (OSError, TypeError):
@@ -794,5 +795,6 @@ __all__ = [
     "fit_options",
     "load_hypermodel",
     "make_family",
+    "overrides_fit",
     "register_hypermodel",
 ]

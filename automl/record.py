@@ -131,6 +131,11 @@ def update_study(study: optuna.Study, **changes: Any) -> StudyRecord:
     return record
 
 
+def stored_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's attrs exactly as the storage holds them (to inspect a store's layout)."""
+    return dict(study.user_attrs)
+
+
 def created_by_automl(record: StudyRecord) -> bool:
     return bool(record.config)
 

@@ -44,6 +44,37 @@ _FIT_REFUSED = {
 }
 
 
+class _Recompiled:
+    """A hypermodel whose models are compiled again with the tuner's ``optimizer=`` and ``loss=``, as KerasTuner's
+    tuner overrides a hypermodel's compile arguments. Its ``fit`` is the hypermodel's own, when it has one."""
+
+    def __init__(self, hypermodel: Any, optimizer: Any, loss: Any) -> None:
+        from automl.hypermodel import as_hypermodel, overrides_fit
+
+        self.hypermodel = as_hypermodel(hypermodel, "automl.Tuner")
+        self.__wrapped__ = hypermodel  # its source is the study's space text
+        self.optimizer, self.loss = optimizer, loss
+        if overrides_fit(self.hypermodel):
+            self.fit = self.hypermodel.fit
+        declare = getattr(self.hypermodel, "declare_hyperparameters", None)
+        if callable(declare):
+            self.declare_hyperparameters = declare
+
+    def build(self, hp: Any) -> Any:
+        import keras
+
+        model = self.hypermodel.build(hp)
+        optimizer = self.optimizer
+        if isinstance(optimizer, keras.optimizers.Optimizer):  # a fresh one per model: its state is per model
+            optimizer = type(optimizer).from_config(optimizer.get_config())
+        compiled = getattr(model, "compiled", False)
+        model.compile(
+            optimizer=optimizer if optimizer is not None else (model.optimizer if compiled else "adam"),
+            loss=self.loss if self.loss is not None else (model.loss if compiled else None),
+        )
+        return model
+
+
 def objective_name(objective: Any) -> tuple[str, str | None]:
     """``(automl metric, direction or None)`` for ``"val_accuracy"`` or ``keras_tuner.Objective(...)``."""
     if isinstance(objective, list | tuple):
@@ -165,6 +196,9 @@ class Tuner:
         seed: int | None = None,
         max_consecutive_failed_trials: int = 3,
         max_model_size: int | None = None,
+        optimizer: Any = None,
+        loss: Any = None,
+        metrics: Any = None,
         tracking_uri: str | None = None,
         storage: str | None = None,
         **kwargs: Any,
@@ -179,6 +213,8 @@ class Tuner:
         if not allow_new_entries:
             raise AutoMLError("automl.Tuner: allow_new_entries=False is not supported")
         self.hypermodel = hypermodel
+        if optimizer is not None or loss is not None:  # ``metrics=``: automl compiles its own (val_<objective>)
+            hypermodel = _Recompiled(hypermodel, optimizer, loss)
         self.metric, self.direction = objective_name(objective)
         self.objective = objective
         self.max_trials = int(max_trials)

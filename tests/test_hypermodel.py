@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from automl.data import load_dataset
 from automl.errors import AutoMLError, SpaceError
 from automl.hypermodel import HyperParameters, as_hypermodel, load_hypermodel, make_family
+from automl.record import read_trial
 from automl.training import TrainingData, train
 
 N_FEATURES, N_CLASSES = 13, 3  # demo:wine
@@ -262,10 +263,10 @@ def test_objective_runs_a_hypermodel_study_end_to_end(wine: Any, home: Path) -> 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 2
     for trial in complete:
-        assert trial.user_attrs["params"]["family"] == family.name
-        assert 0.0 <= trial.value <= 1.0 and len(trial.user_attrs["history"]) == 2
+        assert read_trial(trial).params["family"] == family.name
+        assert 0.0 <= trial.value <= 1.0 and len(read_trial(trial).history) == 2
     best = study.best_trial
-    assert Path(best.user_attrs["checkpoint"]).is_file()
+    assert Path(read_trial(best).checkpoint).is_file()
 
 
 # ---- loading a hypermodel from MODULE:NAME -------------------------------------------------------------------------
@@ -327,10 +328,10 @@ def test_a_hypermodel_instance_without_fit_override_uses_automls_fit() -> None:
             return build_model(hp)
 
     assert make_family("hypermodel:x:Plain", as_hypermodel(Plain, "x:Plain")).fit is not None
-    from automl.hypermodel import _overrides_fit
+    from automl.hypermodel import overrides_fit
 
-    assert not _overrides_fit(Plain()) and _overrides_fit(FitHyperModel())
-    assert not _overrides_fit(as_hypermodel(build_model, "x:build_model"))
+    assert not overrides_fit(Plain()) and overrides_fit(FitHyperModel())
+    assert not overrides_fit(as_hypermodel(build_model, "x:build_model"))
 
 
 def load_hypermodel_from(target: Any) -> tuple[Any, Any]:
@@ -430,7 +431,7 @@ def test_a_hypermodel_that_tunes_in_fit_trains_in_process_under_the_default_isol
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="ktfit", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     assert len(trials) == 2
-    assert all(t.params["batch_size"] in (16, 32) and "child_pid" not in t.user_attrs for t in trials)
+    assert all(t.params["batch_size"] in (16, 32) and read_trial(t).child_pid is None for t in trials)
 
 
 def search_hypermodel(tmp_path: Path, home: Path, study: str, source: str, target: str, *options: str) -> Any:
@@ -514,8 +515,8 @@ def test_set_pins_a_hypermodels_own_param_in_every_trial(tmp_path: Path, home: P
     )
     assert result.exit_code == 0, result.output
     trials = study_trials(home, "pin")
-    assert [t.user_attrs["params"]["units"] for t in trials] == [24, 24]
-    assert [t.user_attrs["params"]["lr"] for t in trials] == [1e-3, 1e-3]  # parsed as a number, not "1e-3"
+    assert [read_trial(t).params["units"] for t in trials] == [24, 24]
+    assert [read_trial(t).params["lr"] for t in trials] == [1e-3, 1e-3]  # parsed as a number, not "1e-3"
     bad = search_hypermodel(tmp_path, home, "bad", source, "build", "--set", "unitz=3")
     assert bad.exit_code == 2 and "unitz" in bad.stderr
 
@@ -549,7 +550,7 @@ def test_a_hypermodels_own_optimizer_and_learning_rate_hps_are_not_automls(tmp_p
     assert result.exit_code == 0, result.output
     trials = study_trials(home, "own")
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
-    assert {t.user_attrs["params"]["optimizer"] for t in trials} == {"SGD"}
+    assert {read_trial(t).params["optimizer"] for t in trials} == {"SGD"}
 
 
 def test_logit_outputs_get_their_test_log_loss_from_a_softmax(tmp_path: Path, home: Path) -> None:
@@ -638,7 +639,7 @@ def test_a_custom_training_loop_that_sets_callback_model_by_hand_trains(tmp_path
     result = search_hypermodel(tmp_path, home, "loop", source, "hypermodel", *options)
     assert result.exit_code == 0, result.output
     trial = study_trials(home, "loop")[0]
-    assert trial.state.name == "COMPLETE" and trial.value > 0.5 and len(trial.user_attrs["history"]) == 2
+    assert trial.state.name == "COMPLETE" and trial.value > 0.5 and len(read_trial(trial).history) == 2
 
 
 def test_a_regression_hypermodel_ending_in_relu_predicts_in_the_targets_own_units(tmp_path: Path, home: Path) -> None:
@@ -687,7 +688,7 @@ def test_fit_reads_builds_values_through_get_index_and_values(tmp_path: Path, ho
     assert result.exit_code == 0, result.output
     trials = study_trials(home, "reads")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    assert all(t.user_attrs["params"]["batch_size"] in (16, 32) and "units" in t.user_attrs["params"] for t in trials)
+    assert all(read_trial(t).params["batch_size"] in (16, 32) and "units" in read_trial(t).params for t in trials)
 
 
 # ---- what HyperModel.fit returns, and what it does to x ----------------------------------------------------------
@@ -720,12 +721,12 @@ def test_the_value_fit_returns_becomes_the_trials_value(tmp_path: Path, home: Pa
     trial = study_trials(home, "ret")[0]
     if returned == '{"other": 7.0}':  # no entry for the objective
         assert result.exit_code == 1 and trial.state.name == "FAIL"
-        error = trial.user_attrs["error"]
+        error = read_trial(trial).error
         assert "fit() returned {other}: none is the objective 'val_accuracy' (or 'accuracy')" in error
         return
     assert result.exit_code == 0, result.output
     assert trial.state.name == "COMPLETE"
-    history = trial.user_attrs["history"]
+    history = read_trial(trial).history
     if returned == "history":  # its epochs are replayed: the best validation accuracy is the value
         assert len(history) == 2 and trial.value == max(row["val_accuracy"] for row in history)
     elif returned == "0.25":
@@ -784,5 +785,5 @@ def test_fit_that_changes_x_without_a_keras_layer_fails_its_trial_naming_it(tmp_
     source = PREPROCESSING_FIT.replace("PREPROCESS", "x, x_val = x * 10.0, x_val * 10.0")
     result = search_hypermodel(tmp_path, home, "numpy", source, "Preprocesses", "--trials", "1", "--epochs", "1")
     assert result.exit_code == 1
-    error = study_trials(home, "numpy")[0].user_attrs["error"]
+    error = read_trial(study_trials(home, "numpy")[0]).error
     assert "HyperModel.fit trains on inputs it changed without a Keras layer" in error

@@ -18,6 +18,7 @@ from automl.record import (
     StudyRecord,
     read_study,
     read_trial,
+    stored_attrs,
     update_study,
     write_study,
     write_trial,
@@ -30,7 +31,7 @@ def test_the_record_round_trips_under_one_versioned_key() -> None:
     record = StudyRecord(family="mlp", task="classification", metric="accuracy", budget=4, config={"seed": 3})
     record.model = RegisteredModel("models:/m/1", 2, "m", {"test_accuracy": 0.9})
     write_study(study, record)
-    assert set(study.user_attrs) == {RECORD_KEY}
+    assert set(stored_attrs(study)) == {RECORD_KEY}
     back = read_study(study)
     assert back == StudyRecord(**{**record.__dict__, "direction": "maximize"})
     assert back.seed == 3 and back.monitor == "val_accuracy"

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from automl.record import RECORD_KEY, RECORD_VERSION, read_study
+from automl.record import RECORD_KEY, RECORD_VERSION, read_study, stored_attrs
 from cli.main import app
 
 ARCHIVE = Path(__file__).parent / "stores" / "release-0.1.0-wine.tar.gz"
@@ -36,7 +36,7 @@ def _study(home: Path) -> optuna.Study:
 
 def test_the_previous_releases_study_reads_as_a_record(legacy_home: Path) -> None:
     study = _study(legacy_home)
-    assert RECORD_KEY not in study.user_attrs  # written before the record existed
+    assert RECORD_KEY not in stored_attrs(study)  # written before the record existed
     record = read_study(study)
     assert record.version == 0
     assert (record.family, record.task, record.metric, record.direction) == (
@@ -63,7 +63,7 @@ def test_the_previous_releases_study_resumes_in_a_moved_home(
     study = _study(legacy_home)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     record = read_study(study)
-    assert record.version == RECORD_VERSION and study.user_attrs[RECORD_KEY]["budget"] == 3
+    assert record.version == RECORD_VERSION and stored_attrs(study)[RECORD_KEY]["budget"] == 3
     assert record.parent_run_id == before.parent_run_id  # the same parent run, continued
     client = mlflow.MlflowClient(f"sqlite:///{legacy_home / 'mlflow.db'}")
     parents = client.search_runs(

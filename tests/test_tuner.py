@@ -201,3 +201,31 @@ def test_what_the_tuner_does_not_support_is_refused_with_a_clear_error(digits: A
             build_model, objective=kt.Objective("val_accuracy", "min"), directory=str(home), project_name="dir"
         ).search(x, keras.utils.to_categorical(y, 10), epochs=1, validation_split=0.2)
     assert not (home / "checkpoints" / "refused").exists()  # nothing ran
+
+
+def test_the_tuners_optimizer_and_loss_replace_the_hypermodels_own(digits: Any, home: Path) -> None:
+    """As in KerasTuner's "tailor the search space" guide: compile arguments given to the tuner win."""
+    x, y, x_val, y_val = digits
+
+    def sparse(hp: Any) -> keras.Model:
+        model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(hp.Int("units", 16, 32), "relu")])
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = automl.Tuner(
+        sparse,
+        objective="val_accuracy",
+        max_trials=1,
+        directory=str(home),
+        project_name="override",
+        optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
+        loss="categorical_crossentropy",  # integer labels: automl gives this loss one-hot ones
+        metrics=["accuracy"],
+    )
+    tuner.search(x, y, epochs=2, validation_data=(x_val, y_val))
+    trained = tuner.get_best_models(1)[0]
+    assert isinstance(trained.optimizer, keras.optimizers.SGD)
+    assert float(trained.optimizer.learning_rate) == pytest.approx(0.1)
+    assert trained.loss == "categorical_crossentropy"
+    assert _study(home, "override").best_trial.value > 0.5
