@@ -109,3 +109,43 @@ class FeatureSteps(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "index": self.index}
+
+
+WINDOW_EPSILON = 1e-3  # keeps a flat window finite; the series loader has standardized every column already
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class WindowNormalize(keras.layers.Layer):
+    """Each window minus its own mean, over its own standard deviation, per feature: (N, window, F) -> same."""
+
+    def call(self, inputs: Any) -> Any:
+        mean = ops.mean(inputs, axis=1, keepdims=True)
+        std = ops.sqrt(ops.var(inputs, axis=1, keepdims=True) + WINDOW_EPSILON**2)
+        return (inputs - mean) / std
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class WindowScale(keras.layers.Layer):
+    """One feature's standard deviation over each window, repeated ``repeats`` times: (N, window, F) -> (N, repeats).
+
+    Multiplies a correction learned on normalized windows back into the series' units.
+    """
+
+    def __init__(self, index: int, repeats: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = int(index)
+        self.repeats = int(repeats)
+
+    def call(self, inputs: Any) -> Any:
+        steps = inputs[:, :, self.index]
+        std = ops.sqrt(ops.var(steps, axis=1, keepdims=True) + WINDOW_EPSILON**2)
+        return ops.repeat(std, self.repeats, axis=1) if self.repeats > 1 else std
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.repeats)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "index": self.index, "repeats": self.repeats}

@@ -10,7 +10,7 @@ import keras
 from automl.data import DataSpec
 from automl.families import Family
 from automl.families._heads import output_head
-from automl.layers import CapTokenIds, FeatureSteps, LastValue
+from automl.layers import CapTokenIds, FeatureSteps, LastValue, WindowNormalize, WindowScale
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OOV_ID = 1  # text preprocessors number padding 0 and out-of-vocabulary 1, then tokens by falling frequency
@@ -46,19 +46,28 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
     """(Text: embedding) -> recurrent stack -> Dropout? -> task head (``horizon`` outputs for forecasts).
 
     Forecasts of a series are residual: the head corrects the last observed value of the target. With
-    ``linear_skip``, a linear autoregression over the target's steps in the window is added too (it starts at zero),
-    so the model can learn the seasonal-naive forecast, or any other linear one, from the first epoch.
+    ``window_norm``, the recurrent stack sees each window normalized by its own mean and spread, and its correction
+    is scaled back by the target's spread in that window. With ``linear_skip``, a linear autoregression over the
+    target's steps in the window is added too (it starts at zero), so the model can learn the seasonal-naive
+    forecast, or any other linear one, from the first epoch.
     """
     if spec.kind == "text":
         inputs, x = text_inputs(params, spec)
     else:
         inputs = keras.Input(shape=spec.input_shape, name="steps")
         x = inputs
+    forecast = spec.kind == "series" and "target_index" in spec.extra
+    normalize = forecast and bool(params.get("window_norm"))
+    if normalize:
+        x = WindowNormalize(name="window_norm")(x)
     x = recurrent_stack(x, params)
     if params.get("head_dropout", 0.0) > 0:
         x = keras.layers.Dropout(params["head_dropout"], name="head_dropout")(x)
     outputs = output_head(x, spec)
-    if spec.kind == "series" and "target_index" in spec.extra:
+    if normalize:  # the correction was learned on normalized windows: back to the series' units
+        scale = WindowScale(spec.extra["target_index"], spec.output_dim, name="window_scale")(inputs)
+        outputs = keras.layers.Multiply(name="correction", dtype="float32")([outputs, scale])
+    if forecast:
         # forecast = last observed target + a learned correction; the series loader standardizes the target's
         # input column and the forecast targets with the same training statistics, so the two add up
         naive = LastValue(spec.extra["target_index"], spec.output_dim, name="last_value")(inputs)

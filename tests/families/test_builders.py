@@ -98,6 +98,23 @@ def test_rnn_forecasts_correct_the_last_observed_value() -> None:
     np.testing.assert_allclose(model(x), np.repeat(x[:, -1, 1:2], 2, axis=1), rtol=1e-6)
 
 
+def test_rnn_window_norm_forecasts_follow_the_windows_level_and_scale(tmp_path: Any) -> None:
+    """With window_norm, shifting and stretching a window shifts and stretches its forecast the same way."""
+    spec = DataSpec(kind="series", task="regression", input_shape=(16, 1), output_dim=2, extra={"target_index": 0})
+    model = rnn.build_model({"cell": "lstm", "units": 8, "window_norm": True}, spec)
+    assert {"window_norm", "window_scale"} <= set(layer_names(model))
+    x = np.random.default_rng(1).normal(size=(4, 16, 1)).astype("float32")
+    base = np.asarray(model(x))
+    assert not np.allclose(base, np.repeat(x[:, -1], 2, axis=1))  # the correction is not zero
+    np.testing.assert_allclose(np.asarray(model(3.0 * x + 5.0)), 3.0 * base + 5.0, rtol=1e-4, atol=1e-4)
+    plain = rnn.build_model({"cell": "lstm", "units": 8, "window_norm": False}, spec)
+    assert "window_norm" not in layer_names(plain)
+    path = tmp_path / "norm.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)  # registered layers: no code runs at load
+    np.testing.assert_allclose(np.asarray(loaded(x)), base, rtol=1e-6)
+
+
 def test_custom_layers_round_trip_their_config() -> None:
     cap = CapTokenIds.from_config(CapTokenIds(7, oov_id=1, name="cap").get_config())
     assert (cap.vocab_size, cap.oov_id) == (7, 1)
