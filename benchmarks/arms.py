@@ -20,6 +20,9 @@ ARMS = ("automl", "loop", "keras_tuner")
 METHODS = ("automl", "kt_random", "kt_bayes", "kt_hyperband", "optuna_tpe")
 # automl with another pruner than its default (median): the pruning-defaults lever, `--methods automl,automl_asha,...`
 PRUNER_VARIANTS = ("automl_asha", "automl_hyperband", "automl_nopruning")
+# automl with another sampler than its default (TPE): the sampler-defaults lever
+SAMPLER_VARIANTS = ("automl_random", "automl_gp", "automl_qmc")
+VARIANTS = PRUNER_VARIANTS + SAMPLER_VARIANTS
 
 # what each arm/method imports before its clock starts (a search pays these once per process, not per search)
 IMPORTS = {
@@ -31,7 +34,7 @@ IMPORTS = {
     "kt_hyperband": ["keras", "keras_tuner", "benchmarks.kt"],
     "optuna_tpe": ["keras", "optuna", "mlflow", "benchmarks.loop"],
 }
-IMPORTS.update({variant: IMPORTS["automl"] for variant in PRUNER_VARIANTS})
+IMPORTS.update({variant: IMPORTS["automl"] for variant in VARIANTS})
 
 
 def _blocks(n: int, block: int) -> list[int]:
@@ -194,6 +197,7 @@ def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdi
     home = workdir / "home"
     wall_start, start = time.time(), time.perf_counter()
     pruner = {"automl_asha": "asha", "automl_hyperband": "hyperband", "automl_nopruning": "none"}.get(method, "median")
+    sampler = {"automl_random": "random", "automl_gp": "gp", "automl_qmc": "qmc"}.get(method, "tpe")
     result = automl.search(
         DATA,
         FAMILY,
@@ -204,6 +208,7 @@ def _quality_automl(method: str, seed: int, budget_s: float, epochs: int, workdi
         home=str(home),
         study=study_name,
         pruner=pruner,
+        sampler=sampler,
     )
     total_s = time.perf_counter() - start
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{home / 'optuna.db'}")

@@ -23,6 +23,9 @@ METHOD_TITLES = {
     "kt_hyperband": "KerasTuner Hyperband",
     "optuna_tpe": "Optuna TPE loop, no pruning",
     "automl_asha": "automl, TPE + ASHA (--pruner asha)",
+    "automl_random": "automl, random sampler (--sampler random)",
+    "automl_gp": "automl, Gaussian-process sampler (--sampler gp)",
+    "automl_qmc": "automl, quasi-Monte Carlo sampler (--sampler qmc)",
     "automl_hyperband": "automl, TPE + Hyperband (--pruner hyperband)",
     "automl_nopruning": "automl, TPE, no pruning (--pruner none)",
 }

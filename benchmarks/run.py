@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import machine, report
-from benchmarks.arms import ARMS, METHODS, PRUNER_VARIANTS
+from benchmarks.arms import ARMS, METHODS, VARIANTS
 from benchmarks.common import REPO, sample_configs, save_configs
 from benchmarks.procs import Worker, WorkerError
 
@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name not in ARMS:
             parser.error(f"unknown arm '{name}' (valid: {', '.join(ARMS)})")
     for name in args.methods:
-        if name not in METHODS + PRUNER_VARIANTS:
-            parser.error(f"unknown method '{name}' (valid: {', '.join(METHODS + PRUNER_VARIANTS)})")
+        if name not in METHODS + VARIANTS:
+            parser.error(f"unknown method '{name}' (valid: {', '.join(METHODS + VARIANTS)})")
     return args
 
 
