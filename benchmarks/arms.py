@@ -16,7 +16,7 @@ from automl.record import read_trial
 from benchmarks.common import DATA, DATA_SEED, FAMILY, load_data, test_accuracy
 
 Gate = Callable[[int], None]
-ARMS = ("automl", "loop", "keras_tuner")
+ARMS = ("automl", "automl_inprocess", "loop", "keras_tuner")
 METHODS = ("automl", "kt_random", "kt_bayes", "kt_hyperband", "optuna_tpe")
 # automl with another pruner than its default (median): the pruning-defaults lever, `--methods automl,automl_asha,...`
 PRUNER_VARIANTS = ("automl_asha", "automl_hyperband", "automl_nopruning")
@@ -34,7 +34,7 @@ IMPORTS = {
     "kt_hyperband": ["keras", "keras_tuner", "benchmarks.kt"],
     "optuna_tpe": ["keras", "optuna", "mlflow", "benchmarks.loop"],
 }
-IMPORTS.update({variant: IMPORTS["automl"] for variant in VARIANTS})
+IMPORTS.update({variant: IMPORTS["automl"] for variant in (*VARIANTS, "automl_inprocess")})
 
 
 def _blocks(n: int, block: int) -> list[int]:
@@ -42,7 +42,12 @@ def _blocks(n: int, block: int) -> list[int]:
 
 
 class AutomlArm:
-    """automl with full MLflow logging: ``prepare`` a session, enqueue the configs, ``run_trials``, ``finalize``."""
+    """automl with full MLflow logging: ``prepare`` a session, enqueue the configs, ``run_trials``, ``finalize``.
+
+    This arm runs the default path (each trial in a trial process); ``InProcessAutomlArm`` runs ``--isolation none``.
+    """
+
+    isolation = "process"
 
     def __init__(self, configs: list[dict[str, Any]], epochs: int, workdir: Path, block: int) -> None:
         self.configs, self.epochs, self.workdir, self.block = configs, epochs, workdir, block
@@ -61,9 +66,7 @@ class AutomlArm:
             pruner="none",
             home=str(self.workdir / "home"),
             study="bench-overhead",
-            # fit runs in this process, where every arm's fit is timed alike; the cost of the default child
-            # process per trial is measured on its own (benchmarks/results/memory.md, README "isolation")
-            isolation="none",
+            isolation=self.isolation,
         )
         self.session = prepare(config)
         for params in self.configs:
@@ -83,12 +86,26 @@ class AutomlArm:
 
         result = finalize(self.session, None)
         trials = self.session.study.get_trials(deepcopy=False)
-        return {
+        info: dict[str, Any] = {
             "test_accuracy": result.test_metrics.get("test_accuracy"),
             "values": [t.value for t in trials],
             "states": {k: v for k, v in result.states.items() if v},
             "params_match": [dict(t.params) for t in trials] == self.configs,
         }
+        if self.isolation == "process":
+            # fit ran in a trial process, out of this process's fit timer: the trial's own perf_counter around
+            # fit (the same span, callbacks included) stands in, without a model fingerprint
+            info["fits"] = [
+                {"seconds": float(read_trial(t).fit_seconds or 0.0), "epochs": len(read_trial(t).history or [])}
+                for t in trials
+            ]
+        return info
+
+
+class InProcessAutomlArm(AutomlArm):
+    """automl with ``--isolation none``: every trial fits in this process."""
+
+    isolation = "none"
 
 
 class LoopArm:
@@ -165,7 +182,12 @@ class KerasTunerArm:
         }
 
 
-OVERHEAD_ARMS = {"automl": AutomlArm, "loop": LoopArm, "keras_tuner": KerasTunerArm}
+OVERHEAD_ARMS = {
+    "automl": AutomlArm,
+    "automl_inprocess": InProcessAutomlArm,
+    "loop": LoopArm,
+    "keras_tuner": KerasTunerArm,
+}
 
 
 def _count(names: Any) -> dict[str, int]:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ARM_TITLES = {
-    "automl": "automl (prepare/run_trials/finalize, MLflow)",
+    "automl": "automl, default path (prepare/run_trials/finalize, MLflow, trial processes)",
+    "automl_inprocess": "automl --isolation none (fit in the search's process)",
     "loop": "hand-written Optuna+MLflow loop",
     "keras_tuner": "KerasTuner RandomSearch (replayed configs)",
 }
@@ -86,12 +87,14 @@ def _summarize_overhead(overhead: dict[str, Any], epochs: int) -> None:
         callback_s = sum(f.get("callback_s", 0.0) for f in fits)
         values = [v for v in arm.get("values", []) if v is not None]
         prints = _fingerprints(fits)
-        reference = prints if reference is None else reference
+        fingerprinted = all("weights" in f for f in fits)  # fits timed in a trial process carry no fingerprint
+        if fingerprinted and reference is None:
+            reference = prints
         summary[name] = {
             "trials": n,
             "fits": len(fits),
             "all_fits_ran_epochs": all(f["epochs"] == epochs for f in fits),
-            "same_models_as_first_arm": prints == reference,
+            "same_models_as_first_arm": prints == reference if fingerprinted else None,
             "params_match_configs": arm.get("params_match"),
             "wall_s": arm["wall_s"],
             "setup_s": arm["setup_s"],
@@ -334,11 +337,15 @@ def _overhead_section(results: dict[str, Any], plots: list[str]) -> list[str]:
                 f"| {r['cpu']:.2f} | {_fmt(r['non_fit_per_trial'], 2)} |"
             )
     checks = []
+    first = next((name for name, s in summary.items() if s["same_models_as_first_arm"] is not None), "-")
     for name, s in summary.items():
+        same = {None: "not fingerprinted (fit in a trial process)", True: "yes", False: "NO"}[
+            s["same_models_as_first_arm"]
+        ]
         checks.append(
             f"{name}: {s['fits']} fits, "
             f"all {settings['epochs']} epochs: {'yes' if s['all_fits_ran_epochs'] else 'NO'}, "
-            f"same models as {next(iter(summary))}: {'yes' if s['same_models_as_first_arm'] else 'NO'}, "
+            f"same models as {first}: {same}, "
             f"params = configs: {'yes' if s['params_match_configs'] else 'NO'}, "
             f"mean best val acc {_fmt(s['mean_best_val_accuracy'])}, test acc of best {_fmt(s['test_accuracy'])}"
         )

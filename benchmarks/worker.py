@@ -100,6 +100,7 @@ def run_overhead(channel: Channel, args: argparse.Namespace) -> None:
     channel.receive("finish")
     finish0 = channel.active()
     info = arm.finish()
+    fits = info.pop("fits", common.FITS)
     end = channel.active()
     channel.send(
         "finished",
@@ -109,7 +110,7 @@ def run_overhead(channel: Channel, args: argparse.Namespace) -> None:
         wall_s=end - wall0,
         cpu_s=time.process_time() - cpu0,
         blocks=blocks,
-        fits=common.FITS,
+        fits=fits,
         **info,
     )
     channel.receive("exit")
