@@ -21,11 +21,16 @@ def gpu_count() -> int:
     return min(count, len(visible.split(","))) if visible else count
 
 
+def configured_threads() -> int | None:
+    """The CPU threads a user (or ``automl search --workers``, for each worker) asked for: ``AUTOML_THREADS``."""
+    return int(os.environ.get(THREADS_ENV, "0") or 0) or None
+
+
 def configure(threads: int | None = None, mixed_precision: bool = False) -> None:
     """Call before the first op: thread pools (TF), GPU memory growth (TF), mixed precision (any)."""
     import keras
 
-    threads = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or None
+    threads = threads or configured_threads()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -97,6 +97,11 @@ class SearchConfig:
     deterministic: bool = False
     oom_retry: bool = False
     executions_per_trial: int = 1  # fits per trial with different seeds; the trial's value is their mean
+    # --isolation process: a trial process is replaced after this many trials, or once its RSS grew by this many
+    # MB since its first trial (0: no limit). A one-epoch MLP trial on demo:wine leaves ~10 MB behind in TensorFlow,
+    # later fits slow down with it, and a fresh process costs ~0.6 s: about 20 trials balance the two
+    worker_max_trials: int = 20
+    worker_max_rss_growth_mb: float = 200.0
     image_size: tuple[int, int] | None = None
     text_column: str | None = None
     window: int | None = None
@@ -130,8 +135,14 @@ class SearchConfig:
         for name, number in at_least_one.items():
             if number < 1:
                 raise AutoMLError(f"--{name} must be at least 1 (got {number})")
-        if self.max_failures < 0:
-            raise AutoMLError(f"--max-failures must be 0 or more (got {self.max_failures})")
+        at_least_zero = {
+            "max-failures": self.max_failures,
+            "worker-max-trials": self.worker_max_trials,
+            "worker-max-rss-growth": self.worker_max_rss_growth_mb,
+        }
+        for name, amount in at_least_zero.items():
+            if amount < 0:
+                raise AutoMLError(f"--{name} must be 0 or more (got {amount})")
         for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
             if not 0.0 < fraction < 1.0:
                 raise AutoMLError(f"{name} must be between 0 and 1 (got {fraction})")

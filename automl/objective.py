@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -13,17 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import optuna
 
 from automl import interrupts
 from automl.data import Dataset
+from automl.execution import Executor, TrainJob, TrainResult, TrialProcessError, open_executor
 from automl.families import Family
 from automl.provenance import provenance_tags
 from automl.record import monitor_of, read_trial, write_trial
 from automl.spaces import SearchSpace
 from automl.tracking_interface import TrialTracker
-from automl.training import EpochLog, RunOptions, TrainingData, artifact_sink, train
+from automl.training import RunOptions, TrainingData
 from automl.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -45,6 +43,15 @@ class TrialSettings:
     options: RunOptions = field(default_factory=RunOptions)
     executions: int = 1  # fits per trial (each with its own seed); the trial's value is their mean
     trust_model_code: bool = False  # checkpoints are loaded with Keras safe_mode off (``--trust-model-code``)
+    threads: int | None = None  # CPU threads of the process that trains (None: the backend's default)
+    worker_max_trials: int = 0  # a trial process is replaced after this many trials (0: never)
+    worker_max_rss_growth_mb: float = 0.0  # ... or once its RSS grew this much since its first trial (0: never)
+
+    def job(self, family: str, params: dict[str, Any], data: Any, monitor: str, seed: int, **more: Any) -> TrainJob:
+        """One fit of ``params`` with these settings."""
+        return TrainJob.of(
+            family, params, data, self.epochs, monitor, self.direction, seed, self.options, threads=self.threads, **more
+        )
 
 
 def trial_origin(trial: optuna.trial.BaseTrial) -> str:
@@ -69,7 +76,10 @@ class Objective:
         tracker: TrialTracker,
         parent_run_id: str,
         on_epoch: EpochListener | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the fits (the caller closes it); None: one of ``settings.isolation``, closed by
+        ``close()``."""
         self.on_epoch = on_epoch
         self.family = family
         self.space = space
@@ -81,8 +91,21 @@ class Objective:
         self.monitor = monitor_of(settings.metric)
         self.provenance = provenance_tags(space.sha256, str(dataset.description.get("sha256", "")))
         self._checkpoint: Path | None = None
-        self._data_path: Path | None = None
-        self._pending: Path | None = None
+        self._owns_executor = executor is None
+        self.executor = executor or open_executor(
+            settings.isolation,
+            family,
+            dataset,
+            self.data,
+            settings.checkpoint_dir / "scratch",
+            settings.worker_max_trials,
+            settings.worker_max_rss_growth_mb,
+        )
+
+    def close(self) -> None:
+        """Stop the trial processes of an executor this objective opened."""
+        if self._owns_executor:
+            self.executor.close()
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         params = self.space.suggest(
@@ -106,7 +129,6 @@ class Objective:
             },
         )
         write_trial(trial, mlflow_run_id=run_id)
-        keras.utils.set_random_seed(seed)
 
         def report(epoch: int, value: float) -> bool:
             if self.on_epoch is not None:
@@ -116,10 +138,13 @@ class Objective:
 
         log = None
         start = time.perf_counter()
+        results: list[TrainResult] = []
         try:
-            log, save = self._execute(trial, params, seed, run_id, report)
+            result = self._execute(trial, params, seed, run_id, report, results)
+            log = result.log
             if self.settings.executions > 1 and not log.pruned and log.best_value is not None:
-                log, save = self._more_executions(trial, params, seed, run_id, log, save)
+                result = self._more_executions(trial, params, seed, run_id, result, results)
+                log = result.log
             if self.family.name.startswith("hypermodel:"):
                 write_trial(trial, params=params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
@@ -137,7 +162,7 @@ class Objective:
             write_trial(trial, best_epoch=log.best_epoch, history=log.history)
             summary[f"best_{self.monitor}"] = log.best_value
             summary["best_epoch"] = float(log.best_epoch or 0)
-            self._keep_if_best(trial, save, log.best_value)
+            self._keep_if_best(trial, result, log.best_value)
             self.tracker.finish_trial(run_id, "COMPLETE", log.history, summary)
             return log.best_value
         except optuna.TrialPruned:
@@ -153,32 +178,52 @@ class Objective:
                 raise KeyboardInterrupt from exc  # TensorFlow wrapped the interrupt; it must still stop the search
             raise
         finally:
-            if self.settings.isolation != "process":
-                keras.utils.clear_session(free_memory=False)
-            elif self._pending is not None:
-                self._pending.unlink(missing_ok=True)  # the child's model, unless it became the checkpoint
+            for done in results:  # a trial process's saved model, unless it became the checkpoint
+                if done.model_path is not None:
+                    done.model_path.unlink(missing_ok=True)
+
+    def _incumbent(self, trial: optuna.Trial) -> float | None:
+        """The study's best value so far: a fit that does not beat it need not save its model."""
+        if self.settings.executions > 1:
+            return None  # the trial's value is a mean over its fits: any fit's model may become the checkpoint
+        try:
+            return float(trial.study.best_value)
+        except ValueError:
+            return None
 
     def _execute(
-        self, trial: optuna.Trial, params: dict[str, Any], seed: int, run_id: str, report: Any
-    ) -> tuple[EpochLog, Callable[[Path], Any]]:
-        """One fit of this trial's model: in a child process or here; its epoch log and how to save the model."""
-        if self.settings.isolation == "process":
-            return self._train_in_child(
-                trial, params, seed, report, lambda name, image: self.tracker.log_image(run_id, image, name)
-            )
-        with artifact_sink(lambda name, image: self.tracker.log_image(run_id, image, name)):
-            model, log = train(
-                self.family,
-                params,
-                self.dataset,
-                self.data,
-                self.settings.epochs,
-                self.monitor,
-                self.settings.direction,
-                report,
-                options=self.settings.options,
-            )
-        return log, model.save
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        seed: int,
+        run_id: str,
+        report: Any,
+        results: list[TrainResult],
+    ) -> TrainResult:
+        """One fit of this trial's model by the executor; with ``oom_retry``, a fit killed for memory runs once
+        more at half the batch size."""
+        job = self.settings.job(
+            self.family.name, params, self.executor.data, self.monitor, seed, incumbent=self._incumbent(trial)
+        )
+
+        def started(pid: int) -> None:
+            if self.settings.isolation == "process":
+                write_trial(trial, child_pid=pid)
+
+        def on_image(name: str, image: Any) -> None:
+            self.tracker.log_image(run_id, image, name)
+
+        try:
+            result = self.executor.run(job, report, on_image, started)
+        except TrialProcessError as exc:
+            batch = int(params.get("batch_size", 0) or 0)
+            if not (exc.oom and self.settings.oom_retry and batch > 1):
+                raise
+            write_trial(trial, oom_retry={"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
+            job = dataclasses.replace(job, params={**params, "batch_size": batch // 2})
+            result = self.executor.run(job, report, on_image, started)
+        results.append(result)
+        return result
 
     def _more_executions(
         self,
@@ -186,88 +231,42 @@ class Objective:
         params: dict[str, Any],
         seed: int,
         run_id: str,
-        first: EpochLog,
-        save: Callable[[Path], Any],
-    ) -> tuple[EpochLog, Callable[[Path], Any]]:
+        first: TrainResult,
+        results: list[TrainResult],
+    ) -> TrainResult:
         """Fit the trial ``executions - 1`` more times; the log's value becomes the mean, the best model is kept.
 
         Only the first fit reports to the pruner: a later one restarting at epoch 0 would report out of order.
         """
-        assert first.best_value is not None
-        values = [float(first.best_value)]
-        best_value, best_save, fit_seconds = values[0], save, first.fit_seconds
+        assert first.log.best_value is not None
+        values = [float(first.log.best_value)]
+        best_value, best, fit_seconds = values[0], first, first.log.fit_seconds
         maximize = self.settings.direction == "maximize"
         for execution in range(1, self.settings.executions):
-            if self.settings.isolation != "process":
-                keras.utils.clear_session(free_memory=False)
-            keras.utils.set_random_seed(seed + execution)
-            log, save = self._execute(trial, params, seed + execution, run_id, None)
+            result = self._execute(trial, params, seed + execution, run_id, None, results)
+            log = result.log
             fit_seconds += log.fit_seconds
             if log.best_value is None:
                 raise RuntimeError(f"execution {execution + 1}: no finite value of {self.monitor} in any epoch")
             values.append(float(log.best_value))
             if (log.best_value > best_value) if maximize else (log.best_value < best_value):
-                best_value, best_save = float(log.best_value), save
+                best_value, best = float(log.best_value), result
         write_trial(trial, execution_values=values)
         mean = float(sum(values) / len(values))
-        return dataclasses.replace(first, best_value=mean, fit_seconds=fit_seconds), best_save
+        return dataclasses.replace(best, log=dataclasses.replace(first.log, best_value=mean, fit_seconds=fit_seconds))
 
-    def _train_in_child(
-        self, trial: optuna.Trial, params: dict[str, Any], seed: int, report: Any, on_image: Any
-    ) -> tuple[EpochLog, Callable[[Path], Any]]:
-        """Train in a child process; with ``oom_retry``, a trial killed for memory runs once more at half batch."""
-        from automl.isolation import ChildJob, TrialProcessError, save_training_data, train_in_child
-
-        scratch = self.settings.checkpoint_dir / "scratch"
-        if self._data_path is None:
-            self._data_path = save_training_data(self.data, scratch)
-        model_path = scratch / f"trial-{trial.number}-{os.getpid()}.keras"
-        self._pending = model_path
-        job = ChildJob(
-            self.family.name,
-            params,
-            self.dataset.spec,
-            str(self._data_path),
-            self.settings.epochs,
-            self.monitor,
-            self.settings.direction,
-            self.data.y_std,
-            seed,
-            str(model_path),
-            None,
-            self.settings.options,
-        )
-
-        def started(pid: int) -> None:
-            write_trial(trial, child_pid=pid)
-
-        try:
-            log = train_in_child(job, report, started, on_image)
-        except TrialProcessError as exc:
-            batch = int(params.get("batch_size", 0) or 0)
-            if not (exc.oom and self.settings.oom_retry and batch > 1):
-                raise
-            job.params = {**params, "batch_size": batch // 2}
-            write_trial(trial, oom_retry={"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
-            log = train_in_child(job, report, started, on_image)
-
-        def save(path: Path) -> None:
-            shutil.move(str(model_path), str(path))
-
-        return log, save
-
-    def _keep_if_best(self, trial: optuna.Trial, save: Callable[[Path], Any], value: float) -> None:
+    def _keep_if_best(self, trial: optuna.Trial, result: TrainResult, value: float) -> None:
         """Save this trial's best-epoch model if it beats every finished trial of the study."""
         try:
             best = trial.study.best_value
         except ValueError:
             best = None
         better = best is None or (value > best if self.settings.direction == "maximize" else value < best)
-        if not better:
+        if not better or result.save is None:
             return
         self.settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.checkpoint_dir / f"trial-{trial.number}.keras"
-        save(path)
+        result.save(path)
         write_trial(trial, checkpoint=str(path))
         if self._checkpoint is not None and self._checkpoint != path:
             self._checkpoint.unlink(missing_ok=True)

@@ -183,27 +183,27 @@ def reproduce(
     """
     import keras
 
-    from automl.training import RunOptions, TrainingData, train
+    from automl.execution import DataRef, TrainJob, train_job
+    from automl.training import RunOptions, TrainingData
 
     record = load_record(study_name, number, home, tracking_uri, storage)
     family = family_for(record.family)
     dataset = load_record_data(record)
     if deterministic is None:
         deterministic = ran_deterministic(record)
-    if deterministic:
-        enable_determinism()
-    keras.utils.set_random_seed(record.seed)
+    data = TrainingData.from_dataset(dataset)
+    job = TrainJob.of(
+        family.name,
+        record.params,
+        DataRef("", dataset.spec, data.y_std),
+        record.epochs,
+        record.monitor,
+        record.direction,
+        record.seed,
+        RunOptions.of(record.config.mixed_precision, deterministic),
+    )
     try:
-        _, log = train(
-            family,
-            record.params,
-            dataset,
-            TrainingData.from_dataset(dataset),
-            record.epochs,
-            record.monitor,
-            record.direction,
-            options=RunOptions.of(record.config.mixed_precision, deterministic),
-        )
+        _, log = train_job(job, family, dataset, data)
     finally:
         keras.utils.clear_session()
     recorded = record.value

@@ -204,7 +204,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         workers = max(1, gpu_count() * config.trials_per_gpu)
         config = dataclasses.replace(config, workers=workers)
     if config.isolation == "process" and (join or workers == 1):  # this process trains
-        from automl.isolation import start_server
+        from automl.execution import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
     if dataset is None:
@@ -303,6 +303,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
 
 
 def trial_settings(session: Session) -> TrialSettings:
+    from automl.backend import configured_threads
     from automl.objective import TrialSettings
     from automl.training import RunOptions
 
@@ -318,6 +319,9 @@ def trial_settings(session: Session) -> TrialSettings:
         options=RunOptions.of(session.config.mixed_precision, session.config.deterministic),
         executions=session.config.executions_per_trial,
         trust_model_code=session.config.trust_model_code,
+        threads=configured_threads(),
+        worker_max_trials=session.config.worker_max_trials,
+        worker_max_rss_growth_mb=session.config.worker_max_rss_growth_mb,
     )
 
 
@@ -339,12 +343,15 @@ def run_trials(
         on_epoch=getattr(progress, "on_epoch", None),
     )
     limiter = _Quota(quota, session.config.max_failures, progress, budget)
-    with stop_on_signals():
-        session.study.optimize(
-            objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
-        )
-        if interrupts.requested():  # an interrupt that something below swallowed still stops the search
-            raise KeyboardInterrupt
+    try:
+        with stop_on_signals():
+            session.study.optimize(
+                objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
+            )
+            if interrupts.requested():  # an interrupt that something below swallowed still stops the search
+                raise KeyboardInterrupt
+    finally:
+        objective.close()  # the trial processes exit
     return limiter.stopped_reason
 
 
@@ -624,23 +631,16 @@ def best_model(
         path = str(settings.checkpoint_dir / Path(path).name)
     if path and Path(path).is_file():
         return load_keras_file(path, trusted=getattr(settings, "trust_model_code", False)), "checkpoint"
-    import keras
-
-    from automl.training import TrainingData, train
+    from automl.execution import DataRef, train_job
+    from automl.training import TrainingData
 
     logger.info("trial %s has no checkpoint here; retraining it with its seed", best.number)
-    keras.utils.set_random_seed(int(attrs.seed if attrs.seed is not None else settings.seed))
-    params = trial_params(best)
-    model, _ = train(
-        family,
-        params,
-        dataset,
-        TrainingData.from_dataset(dataset),
-        settings.epochs,
-        f"val_{settings.metric}",
-        settings.direction,
-        options=settings.options,
+    data = TrainingData.from_dataset(dataset)
+    seed = int(attrs.seed if attrs.seed is not None else settings.seed)
+    job = settings.job(
+        family.name, trial_params(best), DataRef("", dataset.spec, data.y_std), f"val_{settings.metric}", seed
     )
+    model, _ = train_job(job, family, dataset, data)
     return model, "retrained"
 
 

@@ -64,6 +64,7 @@ class AutomlArm:
             seed=DATA_SEED,
             sampler="tpe",
             pruner="none",
+            start=False,  # the enqueued configs only, as in the other arms: not the space's starting points
             home=str(self.workdir / "home"),
             study="bench-overhead",
             isolation=self.isolation,

@@ -44,11 +44,13 @@ def sample_configs(n: int, seed: int) -> list[dict[str, Any]]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_default_space(FAMILY)
+    # the batch sizes the space allows on this training split (max_train_fraction): automl refuses the others
+    n_train = len(load_data().y_train)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     configs = []
     for _ in range(n):
         trial = study.ask()
-        configs.append(space.suggest(trial, TASK))
+        configs.append(space.suggest(trial, TASK, n_train=n_train))
         study.tell(trial, 0.0)
     return configs
 

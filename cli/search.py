@@ -145,8 +145,23 @@ def search(
         str | None,
         typer.Option(
             "--isolation",
-            help="process: each trial trains in a child process that gives its memory back; "
-            "none: trials share this process. Default: $AUTOML_ISOLATION, else process.",
+            help="process: trials train in a long-lived trial process, replaced now and then so memory goes "
+            "back; none: trials share this process. Default: $AUTOML_ISOLATION, else process.",
+        ),
+    ] = None,
+    worker_max_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--worker-max-trials",
+            help="With --isolation process: replace the trial process after this many trials (0: never). Default: 100.",
+        ),
+    ] = None,
+    worker_max_rss_growth_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-max-rss-growth",
+            help="With --isolation process: replace the trial process once its memory (RSS) grew by this many MB "
+            "since its first trial (0: never). Default: 200.",
         ),
     ] = None,
     oom_retry: Annotated[

@@ -1,7 +1,9 @@
-"""The default isolation: each trial in a child process, unless AUTOML_ISOLATION or --isolation says otherwise."""
+"""The default isolation: trials in a long-lived trial process, unless AUTOML_ISOLATION or --isolation says
+otherwise."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -14,14 +16,26 @@ from automl.record import read_trial
 from cli.main import app
 
 
-def test_the_default_is_a_child_process_per_trial(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+def test_the_default_is_a_long_lived_trial_process(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.delenv("AUTOML_ISOLATION", raising=False)
     assert SearchConfig(data="demo:wine").isolation == "process"
-    result = automl.search("demo:wine", trials=2, epochs=1, study="iso", home=str(home), report=False)
-    assert result.states["COMPLETE"] + result.states["PRUNED"] == 2
+    result = automl.search("demo:wine", trials=3, epochs=1, study="iso", home=str(home), report=False, pruner="none")
+    assert result.states["COMPLETE"] == 3
     trials = optuna.load_study(study_name="iso", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
     pids = {read_trial(t).child_pid for t in trials}
-    assert None not in pids and len(pids) == 2, "every trial trained in a child process of its own"
+    assert None not in pids and os.getpid() not in pids
+    assert len(pids) == 1, "one trial process ran every trial, one after another"
+    kept = [t for t in trials if read_trial(t).checkpoint]
+    assert len(kept) == 1 and Path(str(read_trial(kept[0]).checkpoint)).is_file(), "only the best model is kept"
+    assert not list((home / "checkpoints" / "iso" / "scratch").glob("*.keras")), "no model left in scratch"
+
+
+def test_a_trial_process_is_replaced_after_its_trial_quota(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.delenv("AUTOML_ISOLATION", raising=False)
+    automl.search("demo:wine", trials=3, epochs=1, study="quota", home=str(home), report=False, worker_max_trials=2)
+    trials = optuna.load_study(study_name="quota", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    pids = [read_trial(t).child_pid for t in trials]
+    assert pids[0] == pids[1] != pids[2], pids
 
 
 def test_the_environment_variable_and_the_option_choose_in_process(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

@@ -1,0 +1,275 @@
+"""The pool executor (the default, ``--isolation process``): long-lived trial processes, one per slot.
+
+Each process forks from a forkserver that has imported Keras, loads the training arrays once, and runs trials one
+after another. A process is replaced after ``max_trials`` trials, or once its RSS has grown by more than
+``max_rss_growth_mb`` since its first trial; a crash or a kill fails only its trial, and the next trial gets a new
+process. The parent keeps Optuna and MLflow: the process reports each epoch and asks whether to stop (pruning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.data import DataSpec
+from automl.execution.job import DataRef, ImageSink, TrainJob, TrainResult, TrialProcessError
+from automl.training import NonFiniteLoss, Reporter, TrainingData
+
+logger = logging.getLogger(__name__)
+PRELOAD = "automl.execution._preload"
+IDLE_TIMEOUT_S = 120.0  # how long a process may take to release a trial's memory before it is replaced
+_CONTEXT: Any = None
+
+
+def _context() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = mp.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload([PRELOAD])
+    return _CONTEXT
+
+
+def start_server() -> None:
+    """Start the forkserver now (it imports Keras in the background) rather than at the first trial."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+def save_training_data(data: TrainingData, folder: Path) -> Path:
+    """Write the training arrays once per search process; each trial process loads them once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"train-{os.getpid()}.npz"
+    arrays: dict[str, np.ndarray] = {"y_train": data.y_train, "y_val": data.y_val}
+    for split, value in (("x_train", data.x_train), ("x_val", data.x_val)):
+        if isinstance(value, dict):
+            arrays.update({f"{split}::{key}": np.asarray(v) for key, v in value.items()})
+        else:
+            arrays[split] = np.asarray(value)
+    np.savez(path, allow_pickle=True, **arrays)  # numpy's default, named so no array key can be taken for it
+    return path
+
+
+class _TrialProcess:
+    """One long-lived trial process and what the pool knows of it."""
+
+    def __init__(self, device: str | None) -> None:
+        from automl.execution.worker import worker_main
+
+        context = _context()
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.device = device
+        self.trials = 0
+        self.first_rss: int | None = None  # after its first trial: what later growth is measured from
+        self.rss: int | None = None
+        self.idle_pending = False  # it still owes the ("idle", rss) message of its last trial
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
+
+    def settle(self) -> bool:
+        """Wait for the last trial's ``idle`` message; False if the process is no longer usable."""
+        if not self.idle_pending:
+            return self.process.is_alive()
+        try:
+            if not self.conn.poll(IDLE_TIMEOUT_S):
+                return False
+            message = self.conn.recv()
+        except (EOFError, OSError):
+            return False
+        self.idle_pending = False
+        if message[0] != "idle":
+            return False
+        self.rss = int(message[1])
+        if self.first_rss is None:
+            self.first_rss = self.rss
+        return True
+
+    def growth_mb(self) -> float:
+        if self.rss is None or self.first_rss is None:
+            return 0.0
+        return (self.rss - self.first_rss) / 2**20
+
+    def stop(self) -> None:
+        """Ask it to exit; kill it if it does not."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(("stop",))
+        self.process.join(timeout=5)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=10)
+        self.conn.close()
+
+
+class PoolExecutor:
+    """Long-lived trial processes, one per slot; ``devices`` names each slot's device (None: what it sees)."""
+
+    def __init__(
+        self,
+        data: TrainingData,
+        spec: DataSpec,
+        scratch: Path,
+        devices: Sequence[str | None] = (None,),
+        max_trials: int = 0,
+        max_rss_growth_mb: float = 0.0,
+    ) -> None:
+        self.scratch = scratch
+        self.max_trials = max_trials  # 0: no limit
+        self.max_rss_growth_mb = max_rss_growth_mb  # 0: no limit
+        self._data = DataRef(str(save_training_data(data, scratch)), spec, data.y_std)
+        self._devices = list(devices) or [None]
+        self._slots: list[_TrialProcess | None] = [None] * len(self._devices)
+        self._free = list(range(len(self._devices)))
+        self._available = threading.Condition()
+        self._names = itertools.count()
+        self.replaced = 0  # processes retired by the recycling policy
+        for index in range(len(self._slots)):  # forked now, so the first trial does not wait for it
+            self._slots[index] = _TrialProcess(self._devices[index])
+
+    @property
+    def data(self) -> DataRef:
+        return self._data
+
+    def pids(self) -> list[int]:
+        return [slot.pid for slot in self._slots if slot is not None]
+
+    def _acquire(self) -> int:
+        with self._available:
+            while not self._free:
+                self._available.wait()
+            return self._free.pop(0)
+
+    def _release(self, index: int) -> None:
+        with self._available:
+            self._free.append(index)
+            self._available.notify()
+
+    def _ready(self, index: int) -> _TrialProcess:
+        """The slot's process, replaced first if it died or is due for recycling."""
+        current = self._slots[index]
+        if current is not None:
+            usable = current.settle()
+            due = self.max_trials and current.trials >= self.max_trials
+            grown = self.max_rss_growth_mb and current.growth_mb() > self.max_rss_growth_mb
+            if not usable or due or grown:
+                if usable:
+                    self.replaced += 1
+                    logger.info(
+                        "trial process %d replaced after %d trials (RSS grew by %.0f MB)",
+                        current.pid,
+                        current.trials,
+                        current.growth_mb(),
+                    )
+                current.stop()
+                current = None
+        if current is None:
+            current = _TrialProcess(self._devices[index])
+            self._slots[index] = current
+        return current
+
+    def run(
+        self,
+        job: TrainJob,
+        report: Reporter | None = None,
+        on_image: ImageSink | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> TrainResult:
+        index = self._acquire()
+        try:
+            return self._run_on(index, job, report, on_image, on_start)
+        finally:
+            self._release(index)
+
+    def _run_on(
+        self,
+        index: int,
+        job: TrainJob,
+        report: Reporter | None,
+        on_image: ImageSink | None,
+        on_start: Callable[[int], None] | None,
+    ) -> TrainResult:
+        worker = self._ready(index)
+        model_path = self.scratch / f"model-{os.getpid()}-{next(self._names)}.keras"
+        job = replace(job, device=worker.device, model_path=str(model_path))
+        answered = False  # the process ended the trial by the protocol and can take the next one
+        try:
+            worker.conn.send(("job", job))
+            if on_start is not None:
+                on_start(worker.pid)
+            while True:
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    worker.process.join(timeout=10)  # it died: its exit code says how
+                    break
+                kind = message[0]
+                if kind == "epoch":
+                    worker.conn.send(bool(report(message[1], message[2])) if report else False)
+                elif kind == "image":
+                    if on_image is not None:
+                        on_image(message[1], message[2])
+                elif kind == "done":
+                    answered = True
+                    worker.trials += 1
+                    worker.idle_pending = True
+                    _, log, saved = message
+                    if not saved:
+                        return TrainResult(log, None, worker.pid)
+                    return TrainResult(log, _mover(model_path), worker.pid, model_path)
+                elif kind == "error":
+                    answered = True
+                    worker.trials += 1
+                    worker.idle_pending = True
+                    _, text, child_traceback, oom, non_finite = message
+                    if oom:  # a process that ran out of memory once is not trusted with the next trial
+                        answered = False
+                    if non_finite:
+                        raise NonFiniteLoss(text.split(": ", 1)[-1])
+                    raise TrialProcessError(f"{text}\n--- in the trial process ---\n{child_traceback}", oom=oom)
+        finally:
+            if not answered:  # interrupted, crashed or killed: this process is done
+                worker.kill()
+                self._slots[index] = None
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+            raise TrialProcessError(f"trial process was killed by {name}{hint}", oom=-code == signal.SIGKILL)
+        raise TrialProcessError(f"trial process exited with code {code} before reporting a result")
+
+    def close(self) -> None:
+        for index, worker in enumerate(self._slots):
+            if worker is not None:
+                worker.stop()
+                self._slots[index] = None
+        Path(self._data.path).unlink(missing_ok=True)
+
+
+def _mover(source: Path) -> Callable[[Path], Any]:
+    def save(path: Path) -> None:
+        shutil.move(str(source), str(path))
+
+    return save

@@ -1,0 +1,136 @@
+"""A long-lived trial process of the pool (its forkserver preloads ``_preload``: Keras and the families).
+
+A worker loads the training arrays once, then runs the jobs it receives one after another: each epoch's value goes to
+the parent over the pipe, which answers whether to stop (pruning). Protocol, parent -> worker: ``("job", TrainJob)``
+or ``("stop",)``; worker -> parent: ``("epoch", n, value)`` (answered with a bool), ``("image", name, array)``,
+then ``("done", log, saved)`` or ``("error", text, traceback, oom, non_finite)``, then ``("idle", rss_bytes)`` once
+the trial's memory is released.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from automl.data import DataSpec
+from automl.execution.job import TrainJob, train_job
+from automl.training import NonFiniteLoss, TrainingData, artifact_sink
+
+OOM_ERRORS = ("ResourceExhaustedError", "MemoryError", "XlaRuntimeError")
+
+
+@dataclass(frozen=True)
+class _SpecOnly:
+    """What training reads of a data set in a trial process: its spec and task (the splits come from the .npz)."""
+
+    spec: DataSpec
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+
+def load_training_data(path: str, y_std: float) -> TrainingData:
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+
+    def split(name: str) -> Any:
+        if name in arrays:
+            return arrays[name]
+        return {key.split("::", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{name}::")}
+
+    return TrainingData(split("x_train"), arrays["y_train"], split("x_val"), arrays["y_val"], y_std)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now, not its peak (0 where /proc is not there: no recycling by growth)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class _State:
+    """What a worker keeps between trials: its settings once applied, the arrays, the families it looked up."""
+
+    def __init__(self) -> None:
+        self.configured = False
+        self.data_path: str | None = None
+        self.data: TrainingData | None = None
+        self.families: dict[str, Any] = {}
+
+    def prepare(self, job: TrainJob) -> TrainingData:
+        if not self.configured:  # thread pools and the device can only be set before the first op
+            if job.device is not None and job.device.startswith("gpu:"):
+                os.environ["CUDA_VISIBLE_DEVICES"] = job.device.split(":", 1)[1]
+            from automl.backend import configure
+
+            configure(job.threads)
+            self.configured = True
+        if self.data is None or job.data.path != self.data_path:
+            self.data = load_training_data(job.data.path, job.data.y_std)
+            self.data_path = job.data.path
+        return self.data
+
+    def family(self, name: str) -> Any:
+        if name not in self.families:
+            from automl.hypermodel import family_for
+
+            self.families[name] = family_for(name)
+        return self.families[name]
+
+
+def run_one(conn: Any, state: _State, job: TrainJob) -> None:
+    """Train one job and send its outcome; the model is saved only when it beats the incumbent."""
+    try:
+        data = state.prepare(job)
+
+        def report(epoch: int, value: float) -> bool:
+            conn.send(("epoch", epoch, value))
+            return bool(conn.recv())
+
+        def send_image(name: str, image: Any) -> None:
+            conn.send(("image", name, np.asarray(image)))
+
+        with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
+            model, log = train_job(job, state.family(job.family), _SpecOnly(job.data.spec), data, report)
+        saved = False
+        if job.model_path and log.best_value is not None and not log.pruned and job.beats_incumbent(log.best_value):
+            model.save(job.model_path)
+            saved = True
+        del model
+        conn.send(("done", log, saved))
+    except (BrokenPipeError, EOFError):
+        raise
+    except BaseException as exc:  # everything else goes back to the parent, which records the trial
+        oom = type(exc).__name__ in OOM_ERRORS and ("memory" in str(exc).lower() or isinstance(exc, MemoryError))
+        conn.send(
+            ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), oom, isinstance(exc, NonFiniteLoss))
+        )
+
+
+def worker_main(conn: Any) -> None:
+    """The trial process's loop: run jobs until told to stop or the parent goes away."""
+    import keras
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    state = _State()
+    try:
+        while True:
+            message = conn.recv()
+            if message[0] != "job":
+                return
+            run_one(conn, state, message[1])
+            keras.utils.clear_session(free_memory=True)  # while the parent records the trial
+            conn.send(("idle", rss_bytes()))
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        return  # the parent is gone
+    finally:
+        conn.close()
