@@ -153,7 +153,7 @@ def search(
         int | None,
         typer.Option(
             "--worker-max-trials",
-            help="With --isolation process: replace the trial process after this many trials (0: never). Default: 100.",
+            help="With --isolation process: replace the trial process after this many trials (0: never). Default: 20.",
         ),
     ] = None,
     worker_max_rss_growth_mb: Annotated[
