@@ -80,3 +80,19 @@ def test_every_module_has_a_docstring() -> None:
     modules = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "cli").rglob("*.py")]
     missing = [str(p.relative_to(PACKAGE.parent)) for p in modules if not ast.get_docstring(ast.parse(p.read_text()))]
     assert not missing, f"modules without a docstring saying their job: {missing}"
+
+
+def test_every_package_ships_in_a_non_editable_install() -> None:
+    """``pip install .`` installs the packages pyproject.toml lists: a sub-package left out breaks the install."""
+    import re
+
+    root = PACKAGE.parent
+    line = re.search(r"^packages = \[(.*)\]$", (root / "pyproject.toml").read_text(), re.MULTILINE)
+    assert line is not None, "pyproject.toml lists no packages"
+    listed = set(re.findall(r'"([\w.]+)"', line.group(1)))
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for base in (PACKAGE, root / "cli")
+        for init in base.rglob("__init__.py")
+    }
+    assert found <= listed, f"packages missing from [tool.setuptools] packages: {sorted(found - listed)}"
