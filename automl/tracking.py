@@ -150,6 +150,13 @@ class Tracker:
             raise StoreError(f"MLflow at {self.store.tracking_uri}: {exc.message.splitlines()[0]}") from None
 
     # ---- the study's parent run -------------------------------------------------------------
+    def delete_runs(self) -> int:
+        """Delete every run of the study's experiment (a study started again from scratch); how many."""
+        runs = self.client.search_runs([self.experiment_id], max_results=50_000)
+        for run in runs:
+            self.client.delete_run(run.info.run_id)
+        return len(runs)
+
     def run_exists(self, run_id: str) -> bool:
         """Whether ``run_id`` is a run of this study's experiment in this tracking store."""
         try:

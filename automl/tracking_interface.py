@@ -39,6 +39,7 @@ class StudyTracker(TrialTracker, Protocol):
 
     def attach_parent(self, run_id: str | None, tags: Mapping[str, str]) -> str: ...
     def run_exists(self, run_id: str) -> bool: ...
+    def delete_runs(self) -> int: ...
     def log_study_inputs(self, parent_id: str, space_text: str, data_description: Mapping[str, Any]) -> None: ...
     def finish_study(
         self, parent_id: str, metrics: Mapping[str, float], tags: Mapping[str, str], status: str = ...
@@ -89,6 +90,9 @@ class NoTracker:
 
     def run_exists(self, run_id: str) -> bool:
         return run_id.startswith("untracked:")
+
+    def delete_runs(self) -> int:
+        return 0
 
     def log_study_inputs(self, parent_id: str, space_text: str, data_description: Mapping[str, Any]) -> None:
         return None

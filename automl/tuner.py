@@ -250,7 +250,10 @@ class Tuner:
         from automl.study import open_storage
 
         if self._study() is not None:
+            from automl.tracking_interface import open_tracker
+
             optuna.delete_study(study_name=self.project_name, storage=open_storage(self.store.storage))
+            open_tracker(self.store, self.project_name).delete_runs()  # the new study gets a new parent run
         shutil.rmtree(self.store.checkpoints_dir / self.project_name, ignore_errors=True)
 
     def search(
