@@ -352,11 +352,20 @@ class Tuner:
 
     def register(self, name: str | None = None) -> str:
         """Put the best model in the MLflow registry as ``name@champion`` (default: the project's name)."""
-        if self.result is None or self.result.model_uri is None:
+        from automl.record import read_study
+
+        study = self._session.study if self._session is not None else self._study()
+        registered = read_study(study).model if study is not None else None
+        if registered is None:
             raise AutoMLError("automl.Tuner: no registered best model yet; call search() first")
-        if name is None or name == self.result.register_name:
-            return str(self.result.champion_uri)
-        self._session.tracker.copy_champion(self.result.register_name, name)
+        if name is None or name == registered.register_name:
+            return f"models:/{registered.register_name}@champion"
+        if self._session is not None:
+            self._session.tracker.copy_champion(registered.register_name, name)
+        else:
+            from automl.tracking_interface import open_tracker
+
+            open_tracker(self.store, self.project_name).copy_champion(registered.register_name, name)
         return f"models:/{name}@champion"
 
     # ---- summaries (printed, as KerasTuner does) ---------------------------------------------------

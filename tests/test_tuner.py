@@ -109,6 +109,7 @@ def test_max_trials_counts_the_whole_project_and_overwrite_starts_again(digits: 
     complete = automl.Tuner(build_model, **{**options, "max_trials": 3})
     complete.search(x, keras.utils.to_categorical(y, 10), epochs=1, validation_split=0.2)
     assert len(_study(home, "again").trials) == 3 and len(complete.get_best_hyperparameters(3)) == 3
+    assert complete.register() == "models:/again@champion"  # registered by the searches before it
     old_parent = read_study(_study(home, "again")).parent_run_id
     fresh = automl.Tuner(build_model, **{**options, "max_trials": 1, "overwrite": True})
     fresh.search(x, keras.utils.to_categorical(y, 10), epochs=1, validation_split=0.2)
