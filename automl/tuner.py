@@ -339,12 +339,13 @@ class Tuner:
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' trained models: the best one from its checkpoint, others retrained with their seed."""
         from automl import runner
+        from automl.hypermodel import fit_options
 
         if self._session is None:
             raise AutoMLError("automl.Tuner: call search() first; the models are trained on its data")
         settings = runner.trial_settings(self._session)
         models = []
-        with fit_options_of(self._fit):
+        with fit_options(*self._fit):
             for trial in self._best_trials(num_models):
                 model, _ = runner.best_model(trial, self.family, self._session.dataset, settings)
                 models.append(model)
@@ -391,12 +392,6 @@ class Tuner:
                 if key != "family":
                     print(f"{key}: {value}")
             print(f"Score: {trial.value}")
-
-
-def fit_options_of(options: tuple[list[Any], dict[str, Any]]) -> Any:
-    from automl.hypermodel import fit_options
-
-    return fit_options(*options)
 
 
 __all__ = ["Tuner", "objective_name"]
