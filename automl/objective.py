@@ -131,6 +131,8 @@ class Objective:
         write_trial(trial, mlflow_run_id=run_id)
 
         def report(epoch: int, value: float) -> bool:
+            if interrupts.requested():  # raised where something (a database driver, TensorFlow) swallowed it
+                raise KeyboardInterrupt
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, self.settings.epochs, value)
             trial.report(value, epoch)

@@ -329,6 +329,7 @@ def run_trials(
     session: Session, quota: int, progress: ProgressReporter | None = None, budget: int | None = None
 ) -> str | None:
     """Run ``quota`` finished trials in this process (fewer once the study has ``budget``); why it stopped early."""
+    from automl.execution import stop_server
     from automl.objective import Objective
     from automl.workers import reap_dead_trials
 
@@ -352,6 +353,8 @@ def run_trials(
                 raise KeyboardInterrupt
     finally:
         objective.close()  # the trial processes exit
+        if interrupts.requested():
+            stop_server()  # it may still be importing Keras, holding the terminal's pipes open
     return limiter.stopped_reason
 
 

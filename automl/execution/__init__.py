@@ -10,7 +10,7 @@ from typing import Any
 
 from automl.execution.inprocess import InProcessExecutor
 from automl.execution.job import DataRef, Executor, TrainJob, TrainResult, TrialProcessError, train_job
-from automl.execution.pool import PoolExecutor, start_server
+from automl.execution.pool import PoolExecutor, start_server, stop_server
 from automl.training import DataShape, TrainingData
 
 
@@ -43,5 +43,6 @@ __all__ = [
     "TrialProcessError",
     "open_executor",
     "start_server",
+    "stop_server",
     "train_job",
 ]

@@ -49,6 +49,20 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
+def stop_server() -> None:
+    """Kill the forkserver now (after an interrupt it may still be importing Keras); a later pool starts another."""
+    from multiprocessing import forkserver
+
+    server: Any = forkserver._forkserver  # multiprocessing has no public way to stop it
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, AttributeError):
+        server._stop()  # reaps it and forgets its address, so ensure_running() starts a new one
+
+
 def save_training_data(data: TrainingData, folder: Path) -> Path:
     """Write the training arrays once per search process; each trial process loads them once."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,12 +129,10 @@ class _TrialProcess:
         self.kill()
 
     def kill(self) -> None:
+        """SIGKILL: a process that did not end its trial by the protocol holds nothing worth a graceful exit."""
         if self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()
             self.process.join(timeout=10)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(timeout=10)
         self.conn.close()
 
 

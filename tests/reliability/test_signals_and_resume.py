@@ -33,11 +33,11 @@ def _wait_for_running(home: Path, name: str, number: int, timeout: float = 240) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         study = _study(home, name)
-        if study is not None and any(t.number == number and t.state == RUNNING for t in study.get_trials()):
-            time.sleep(1.5)  # well inside model.fit
-            return
+        trials = [] if study is None else study.get_trials()
+        if any(t.number == number and t.state == RUNNING and t.intermediate_values for t in trials):
+            return  # it reported an epoch: inside model.fit
         time.sleep(0.3)
-    raise AssertionError(f"trial {number} of {name} never started")
+    raise AssertionError(f"trial {number} of {name} never reported an epoch")
 
 
 def _runs(home: Path, name: str) -> dict[int, object]:
