@@ -9,6 +9,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # trials train in this process unless a test is about isolation (the product default is a child process per trial;
 # tests/test_isolation_default.py checks that default, tests/reliability/test_isolation.py the child processes)
 os.environ.setdefault("AUTOML_ISOLATION", "none")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test processes share two cores: one TensorFlow thread each (in process, in trial processes, in the CLI
+    # subprocesses), rather than thread pools that spin against each other
+    os.environ.setdefault("AUTOML_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from pathlib import Path
 

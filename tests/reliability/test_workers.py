@@ -32,7 +32,7 @@ def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "journal"])
-def test_four_workers_five_trials_each(
+def test_four_workers_two_trials_each(
     kind: str, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
 ) -> None:
     name = f"w4-{kind}"
@@ -45,7 +45,7 @@ def test_four_workers_five_trials_each(
         "--target",
         "y",
         "--trials",
-        "20",
+        "8",
         "--epochs",
         "1",
         "--workers",
@@ -65,13 +65,13 @@ def test_four_workers_five_trials_each(
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip(), result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["states"]["COMPLETE"] == 20
+    assert summary["states"]["COMPLETE"] == 8
     optuna_storage = (
         storage
         if kind == "postgresql"
         else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(home / "journal.log")))
     )
-    _check_study(optuna_storage, mlflow_server, name, 20)
+    _check_study(optuna_storage, mlflow_server, name, 8)
     assert time.monotonic() - start < 400
 
 
