@@ -262,9 +262,8 @@ def promote(
     register_name: str | None = None,
 ) -> Promotion:
     """Register trial ``number``'s model (its checkpoint, else retrained) and move ``champion`` to it."""
-    from automl.export import export_model
     from automl.objective import TrialSettings
-    from automl.runner import best_model, evaluate
+    from automl.runner import best_model, package
     from automl.tracking import TRIAL_NUMBER
     from automl.tracking_interface import open_tracker
     from automl.training import RunOptions
@@ -295,14 +294,12 @@ def promote(
     if ran_deterministic(record):
         enable_determinism()  # the retrain (when there is no checkpoint) runs the kernels the trial ran
     core, source = best_model(record.trial, family, dataset, settings)
-    exported = export_model(core, dataset)
-    test_metrics = evaluate(exported, dataset)
+    # the same export as the search's own registration: a family's encoder, generator or scorer
+    packaged = package(core, family, dataset, study_name, number, source, record.config.trust_model_code)
+    test_metrics = packaged.test_metrics
     registered = read_study(record.study).model
     name = register_name or (registered and registered.register_name) or record.config.register_name or study_name
-    metadata = {**dataset.metadata, "study": study_name, "trial": number, "weights": source}
-    if record.config.trust_model_code:
-        metadata["trust_model_code"] = True
-    model_uri, version = tracker.log_best_model(parent_id, exported, metadata, dataset.raw_example, name)
+    model_uri, version = tracker.log_best_model(parent_id, packaged.model, packaged.metadata, packaged.example, name)
     tracker.tag_model_version(name, version, {TRIAL_NUMBER: number, "automl.weights": source})
     update_study(record.study, champion={"trial": number, "model_uri": model_uri, "register_name": name})
     return Promotion(

@@ -573,30 +573,15 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
         where = f"as {register_name}@champion" if config.tracking else f"to {session.store.home / 'models'}"
         progress.on_finalize(f"registering trial {best.number} {where}")
     core, source = best_model(best, session.family, session.dataset, trial_settings(session))
-    from automl.export import export_model
-
-    family = session.family
-    shipped = family.export(core, session.dataset) if family.export is not None else None
-    network, extra = shipped if shipped is not None else (core, {})
-    extra = dict(extra)
-    # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
-    # and images for the parent run (sample grids)
-    standalone = bool(extra.pop("standalone", False))
-    example = extra.pop("raw_example", session.dataset.raw_example)
-    images = extra.pop("images", {})
-    exported = network if standalone else export_model(network, session.dataset)
-    metadata = {
-        **session.dataset.metadata,
-        **extra,
-        "study": config.study_name,
-        "trial": best.number,
-        "weights": source,
-        **({"trust_model_code": True} if config.trust_model_code else {}),
-    }
-    test_metrics = evaluate(exported, session.dataset, family, metadata)
-    model_uri, _version = tracker.log_best_model(session.parent_id, exported, metadata, example, register_name)
-    for name, image in images.items():
+    packaged = package(
+        core, session.family, session.dataset, config.study_name, best.number, source, config.trust_model_code
+    )
+    model_uri, _version = tracker.log_best_model(
+        session.parent_id, packaged.model, packaged.metadata, packaged.example, register_name
+    )
+    for name, image in packaged.images.items():
         tracker.log_image(session.parent_id, image, name)
+    test_metrics = packaged.test_metrics
     update_study(
         study,
         model=RegisteredModel(model_uri, best.number, register_name, test_metrics),
@@ -620,6 +605,38 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
         },
     )
     return _summary(session, stopped_reason)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A trial's network in the form that is registered, with what the registry stores beside it."""
+
+    model: Any  # the family's export (an encoder, a generator, a scorer), else the network behind the preprocessing
+    metadata: dict[str, Any]
+    example: Any  # the input example logged with it
+    images: dict[str, Any]  # pictures for the parent run (a generator's sample grid)
+    test_metrics: dict[str, float]
+
+
+def package(
+    core: Any, family: families.Family, dataset: Dataset, study: str, trial: int, weights: str, trusted: bool = False
+) -> Packaged:
+    """What ``finalize`` and ``promote`` register for a trial's network, and its metrics on the test split."""
+    from automl.export import export_model
+
+    shipped = family.export(core, dataset) if family.export is not None else None
+    network, extra = shipped if shipped is not None else (core, {})
+    extra = dict(extra)
+    # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
+    # and images for the parent run (sample grids)
+    standalone = bool(extra.pop("standalone", False))
+    example = extra.pop("raw_example", dataset.raw_example)
+    images = extra.pop("images", {})
+    exported = network if standalone else export_model(network, dataset)
+    metadata = {**dataset.metadata, **extra, "study": study, "trial": trial, "weights": weights}
+    if trusted:  # loading it runs the model's own code (a Lambda layer)
+        metadata["trust_model_code"] = True
+    return Packaged(exported, metadata, example, images, evaluate(exported, dataset, family, metadata))
 
 
 def best_model(
