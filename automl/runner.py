@@ -216,7 +216,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     family.check_data(dataset.spec.kind, config.data)
     from automl.training import resolve_metric
 
-    metric, direction = resolve_metric(dataset.task, config.metric)
+    metric, direction = resolve_metric(dataset.task, config.metric, family)  # the chosen family's objectives
     check_metric_comparable(space, metric, dataset.task, fixed)
     if config.lint and not join:
         from automl.lint import lint_space

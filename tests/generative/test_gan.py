@@ -142,3 +142,19 @@ def test_cli_conditional_gan_registers_the_generator_and_samples_a_grid(tmp_path
         ],
     )
     assert bad.exit_code == 2 and "--label 12" in bad.output
+
+
+def test_the_objective_is_the_chosen_familys_even_when_another_family_declares_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl.config import SearchConfig
+    from automl.runner import prepare
+
+    # as if a family earlier by name declared "generation" with an objective of its own
+    monkeypatch.setattr(families, "task_metrics", lambda task: {"other_score": "maximize"})
+    config = SearchConfig(
+        data="demo:digits-images", family="gan", study="which", home=str(tmp_path), lint=False, isolation="none"
+    )
+    session = prepare(config)
+    session.tracker.finish_study(session.parent_id, {}, {}, "FINISHED")
+    assert (session.metric, session.direction) == ("fid", "minimize")
