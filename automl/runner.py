@@ -625,15 +625,12 @@ def package(
     from automl.export import export_model
 
     shipped = family.export(core, dataset) if family.export is not None else None
-    network, extra = shipped if shipped is not None else (core, {})
-    extra = dict(extra)
-    # a family's export may ship a network that takes no raw data (a generator: noise in), with its own example,
-    # and images for the parent run (sample grids)
-    standalone = bool(extra.pop("standalone", False))
-    example = extra.pop("raw_example", dataset.raw_example)
-    images = extra.pop("images", {})
-    exported = network if standalone else export_model(network, dataset)
-    metadata = {**dataset.metadata, **extra, "study": study, "trial": trial, "weights": weights}
+    if shipped is None:
+        shipped = families.Export(core)
+    exported = shipped.network if shipped.standalone else export_model(shipped.network, dataset)
+    example = dataset.raw_example if shipped.example is None else shipped.example
+    images = dict(shipped.images)
+    metadata = {**dataset.metadata, **shipped.metadata, "study": study, "trial": trial, "weights": weights}
     if trusted:  # loading it runs the model's own code (a Lambda layer)
         metadata["trust_model_code"] = True
     return Packaged(exported, metadata, example, images, evaluate(exported, dataset, family, metadata))

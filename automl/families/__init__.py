@@ -8,24 +8,36 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from automl.config import Direction
 from automl.errors import AutoMLError, DataError
 
-__all__ = ["Family", "get", "names", "task_metrics"]
+__all__ = ["Export", "Family", "get", "names", "task_metrics"]
 
 BuildFn = Callable[[Mapping[str, Any], Any], Any]
 FitFn = Callable[..., Any]
 CompileFn = Callable[[Any, Mapping[str, Any], Any], Any]  # (model, params, spec) -> compiled model
 # (exported raw-input model, dataset, model metadata) -> test metrics, or None for the task's defaults
 EvaluateFn = Callable[[Any, Any, Mapping[str, Any]], "dict[str, float] | None"]
-# (trained network, dataset) -> (network for the registry, extra model metadata), or None for the network as is.
-# Extra keys the runner reads: ``standalone`` (the network takes no raw data: no preprocessor in front),
-# ``raw_example`` (the pyfunc input example), ``images`` ({artifact path: array} for the parent run); the rest goes
-# into the model's metadata, where ``predict_raw`` reads ``threshold`` (score + flag) and ``output_prefix``.
-ExportFn = Callable[[Any, Any], "tuple[Any, dict[str, Any]] | None"]
+
+
+@dataclass(frozen=True)
+class Export:
+    """What a family registers for a trained network (its ``export`` hook's result)."""
+
+    network: Any  # the Keras model that is registered
+    standalone: bool = False  # it takes no raw data (a generator takes noise): no preprocessing goes in front
+    example: Any = None  # the pyfunc input example; None: rows of the data set
+    images: Mapping[str, Any] = field(default_factory=dict)  # pictures for the parent run: {artifact path: array}
+    # into the model's automl.json: ``predict_raw`` reads ``threshold`` (score + flag) and ``output_prefix``; the
+    # family's ``evaluate`` may read what it put there (``test_metrics`` computed at export)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+# (trained network, dataset) -> what to register, or None for the network as is (behind the data's preprocessing)
+ExportFn = Callable[[Any, Any], "Export | None"]
 
 
 @dataclass(frozen=True)

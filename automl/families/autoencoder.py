@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from automl.data import Dataset, DataSpec, adapt_input, predict_inputs
-from automl.families import Family
+from automl.families import Export, Family
 from automl.families._generative import (
     SUPERVISED_TASKS,
     ActivityPenalty,
@@ -180,24 +180,24 @@ def scorer(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, average(squared), name="scorer")
 
 
-def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str, Any]] | None:
+def export(model: keras.Model, dataset: Dataset) -> Export | None:
     """Supervised: encoder + head. Anomalies: a scorer with a threshold. Reconstruction: the encoder (codes)."""
     inputs = keras.Input(shape=dataset.spec.input_shape, name="features")
     encoder = model.get_layer("encoder")
     if dataset.task in SUPERVISED_TASKS:
-        return keras.Model(inputs, model.get_layer("head")(encoder(inputs)), name="autoencoder_head"), {}
+        return Export(keras.Model(inputs, model.get_layer("head")(encoder(inputs)), name="autoencoder_head"))
     if dataset.spec.extra.get("anomaly"):
         network = scorer(model)
         scores = np.asarray(network.predict(dataset.x_val, verbose=0)).reshape(-1)
         if dataset.spec.extra.get("labeled"):
             threshold, val_f1 = best_f1_threshold(dataset.y_val, scores)
-            return network, {"threshold": threshold, "val_f1": val_f1}
-        return network, {"threshold": float(np.percentile(scores, UNLABELED_PERCENTILE))}
+            return Export(network, metadata={"threshold": threshold, "val_f1": val_f1})
+        return Export(network, metadata={"threshold": float(np.percentile(scores, UNLABELED_PERCENTILE))})
     errors = row_errors(dataset.x_test, np.asarray(reconstructor(model).predict(dataset.x_test, verbose=0)))
-    return keras.Model(inputs, encoder(inputs), name="encoder"), {
-        "output_prefix": "code_",
-        "test_metrics": {"test_recon_mse": float(np.mean(errors))},
-    }
+    return Export(
+        keras.Model(inputs, encoder(inputs), name="encoder"),
+        metadata={"output_prefix": "code_", "test_metrics": {"test_recon_mse": float(np.mean(errors))}},
+    )
 
 
 def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float] | None:

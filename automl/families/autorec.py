@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from automl.data import Dataset, DataSpec, adapt_input, predict_inputs
-from automl.families import Family
+from automl.families import Export, Family
 from automl.families import autoencoder as plain
 from automl.families._generative import SUPERVISED_TASKS
 from automl.training import TrainingData, get_optimizer
@@ -101,7 +101,7 @@ def compile_model(model: keras.Model, params: Mapping[str, Any], spec: DataSpec)
     return model
 
 
-def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str, Any]] | None:
+def export(model: keras.Model, dataset: Dataset) -> Export | None:
     """A (user, item) -> rating network: a lookup of the predicted matrix, with mean fallbacks for unseen ids."""
     if model.name != "autorec":
         return plain.export(model, dataset)
@@ -119,7 +119,7 @@ def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str,
     rating = keras.layers.Dot(axes=1, name="rating")([rows, user])
     network = keras.Model(pairs, rating, name="autorec_pairs")
     network.get_layer("predicted").set_weights([table])
-    return network, {"standalone": True}
+    return Export(network, standalone=True)
 
 
 def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float] | None:

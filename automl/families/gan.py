@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from automl.data import Dataset, DataSpec
-from automl.families import Family
+from automl.families import Export, Family
 from automl.families._generative import SUPERVISED_TASKS, build_decoder, build_encoder
 from automl.families._heads import output_head
 from automl.families._quality import feature_space, image_grid, sample_score
@@ -174,7 +174,7 @@ def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epoch
         cb.on_train_end()
 
 
-def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str, Any]] | None:
+def export(model: keras.Model, dataset: Dataset) -> Export | None:
     """The generator (latent vector [+ one-hot label] in, a sample out), a grid of samples, the test score."""
     if dataset.task in SUPERVISED_TASKS:
         return None
@@ -190,9 +190,7 @@ def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str,
 
     latent = pieces.latent(5, None, np.random.default_rng(SCORE_SEED)).astype("float64")  # plain floats accepted
     example = pd.DataFrame(latent, columns=columns)
-    extra: dict[str, Any] = {
-        "standalone": True,
-        "raw_example": example,
+    metadata: dict[str, Any] = {
         "kind": "latent",
         "latent_size": pieces.latent_size,
         "n_labels": pieces.domains,
@@ -200,11 +198,12 @@ def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str,
         "sample_kind": pieces.kind,
         "test_metrics": {"test_fid": test_fid},
     }
+    images = {}
     if pieces.kind == "image":
-        extra["images"] = {"samples/final_grid.png": image_grid(pieces.sample(GRID_SAMPLES))}
+        images["samples/final_grid.png"] = image_grid(pieces.sample(GRID_SAMPLES))
     else:
-        extra["output_prefix"] = "x_"
-    return network, extra
+        metadata["output_prefix"] = "x_"
+    return Export(network, standalone=True, example=example, images=images, metadata=metadata)
 
 
 def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float] | None:

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from automl.data import Dataset, DataSpec
-from automl.families import Family
+from automl.families import Export, Family
 from automl.families._generative import (
     SUPERVISED_TASKS,
     ReconstructionPenalty,
@@ -134,7 +134,7 @@ def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epoch
     )
 
 
-def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str, Any]] | None:
+def export(model: keras.Model, dataset: Dataset) -> Export | None:
     """Supervised: encoder mean + head. Otherwise the encoder's mean code per row (columns z_0, z_1, ...)."""
     latent = int(model.get_layer("latent").latent_size)
     inputs = keras.Input(shape=dataset.spec.input_shape, name="features")
@@ -144,10 +144,12 @@ def export(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, dict[str,
     mean_code = select(stats)
     select.set_weights([np.vstack([np.eye(latent), np.zeros((latent, latent))]).astype("float32")])
     if dataset.task in SUPERVISED_TASKS:
-        return keras.Model(inputs, model.get_layer("head")(mean_code), name="vae_head"), {}
+        return Export(keras.Model(inputs, model.get_layer("head")(mean_code), name="vae_head"))
     parts = elbo_parts(model, dataset.x_test, dataset.spec.kind)
     test = {f"test_{k}": float(np.mean(v)) for k, v in parts.items()}
-    return keras.Model(inputs, mean_code, name="vae_encoder"), {"output_prefix": "z_", "test_metrics": test}
+    return Export(
+        keras.Model(inputs, mean_code, name="vae_encoder"), metadata={"output_prefix": "z_", "test_metrics": test}
+    )
 
 
 def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float] | None:

@@ -273,8 +273,9 @@ def test_unlabeled_anomaly_data_scores_with_a_percentile_threshold(plain_csv: Pa
     model, _ = train(
         family, {**BASE, "variant": "plain"}, data, TrainingData.from_dataset(data), 1, "val_recon_mse", "minimize"
     )
-    network, extra = family.export(model, data)
-    scores = np.asarray(network.predict(data.x_val, verbose=0)).reshape(-1)
-    assert extra["threshold"] == pytest.approx(float(np.percentile(scores, 99.0)))
+    shipped = family.export(model, data)
+    assert shipped is not None
+    scores = np.asarray(shipped.network.predict(data.x_val, verbose=0)).reshape(-1)
+    assert shipped.metadata["threshold"] == pytest.approx(float(np.percentile(scores, 99.0)))
     errors = np.mean((np.asarray(reconstructor(model).predict(data.x_val, verbose=0)) - data.x_val) ** 2, axis=1)
     np.testing.assert_allclose(scores, errors, rtol=1e-4, atol=1e-6)  # the score is the reconstruction MSE
