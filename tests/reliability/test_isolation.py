@@ -20,8 +20,10 @@ def _child_pid(home: Path, study: str, number: int, timeout: float = 240) -> int
         try:
             loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'optuna.db'}")
             for trial in loaded.get_trials():
-                if trial.number == number and read_trial(trial).child_pid is not None:
-                    time.sleep(1.0)
+                # RUNNING and an epoch reported: the kill lands inside this trial's fit, not the next trial's (the
+                # long-lived trial process runs both)
+                running = trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values
+                if trial.number == number and running and read_trial(trial).child_pid is not None:
                     return int(read_trial(trial).child_pid)
         except Exception:  # the study is not created yet
             pass
@@ -39,7 +41,7 @@ def _search(home: Path, data: Path, study: str, *extra: str) -> object:
         "--trials",
         "2",
         "--epochs",
-        "40",
+        "150",
         "--study",
         study,
         "--pruner",
