@@ -88,6 +88,11 @@ def unsupervised_dataset(source: str, task: str, normal_label: Any = None, **opt
     base = _load_labeled(source, {**options, "normal_label": normal_label})
     if base.task in OWN_TASKS:  # a demo made for the task (demo:digits-anomaly, demo:ratings)
         return base
+    if task == "rating":  # not a table of ratings: nothing to make one from
+        raise DataError(
+            f"{source}: the 'rating' task needs a table of user, item and rating columns, and this is "
+            f"{base.task} data (give --task {base.task} to train on its target)"
+        )
     return as_unsupervised(base, task, normal_label)
 
 

@@ -89,3 +89,13 @@ def test_cli_autorec_beats_the_global_mean_and_predicts_pairs(tmp_path: Path) ->
     model = mlflow.pyfunc.load_model("models:/cf@champion")
     predicted = np.asarray(model.predict(pd.DataFrame({"user": ["u1", "nobody"], "item": ["i3", "i3"]})))
     assert predicted.shape == (2,) and ((predicted >= 1.0) & (predicted <= 5.0)).all()
+
+
+def test_autorec_on_a_table_that_holds_no_ratings_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    args = ["search", "--family", "autorec", "--data", "demo:wine", "--home", str(tmp_path / "store")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("automl: error: demo:wine: the 'rating' task needs"), lines
+    assert "--task classification" in lines[0]
+    assert not (tmp_path / "store" / "optuna.db").exists()  # refused before any study was made

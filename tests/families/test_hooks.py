@@ -1,0 +1,89 @@
+"""Every hook of every family on the family's own tasks: build, compile, fit, export, package and evaluate.
+
+``test_contract.py`` builds each family at its space's extremes on supervised data; this file runs what happens
+after the fit, as the search's registration does it, on one small demo data set per task the family declares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from automl import families
+from automl.data import adapt_input, load_dataset, predict_inputs
+from automl.runner import package
+from automl.spaces import load_default_space
+from automl.training import TrainingData, resolve_metric, train
+
+# (family, task) -> the data it is tried on; None: the data's own task. Every family also trains a supervised
+# model on a labelled table (the generative ones put a head on their encoder or discriminator).
+CASES: dict[tuple[str, str | None], str] = {
+    ("mlp", None): "demo:wine",
+    ("cnn", None): "demo:digits-images",
+    ("resnet", None): "demo:digits-images",
+    ("rnn", None): "demo:text-sentiment",
+    ("autoencoder", "classification"): "demo:wine",
+    ("autoencoder", None): "demo:wine",  # without --target: its default task, reconstruction
+    ("autoencoder", "anomaly"): "plain.csv",
+    ("vae", "classification"): "demo:wine",
+    ("vae", "density"): "plain.csv",
+    ("gan", "classification"): "demo:wine",
+    ("gan", "generation"): "demo:digits-images",
+    ("autorec", "classification"): "demo:wine",
+    ("autorec", "rating"): "demo:ratings",
+}
+SUPERVISED = (None, "classification", "regression")
+
+
+def test_every_task_a_family_declares_is_tried() -> None:
+    for name in families.names():
+        family = families.get(name)
+        assert any((name, task) in CASES for task in SUPERVISED), f"{name} on supervised data"
+        for task in family.metrics or {}:
+            covered = (name, task) in CASES or ((name, None) in CASES and family.default_task == task)
+            assert covered, f"{name} declares {task}: add a data set for it here"
+
+
+def _low_params(name: str, task: str) -> dict[str, Any]:
+    space = load_default_space(name)
+    values = {param: spec.extremes(task)[0] for param, spec in space.params.items()}
+    return space.suggest(optuna.trial.FixedTrial(values), task)
+
+
+def _plain_csv(folder: Path) -> str:
+    """A table without a label: 120 rows of 5 correlated columns."""
+    rng = np.random.default_rng(1)
+    path = folder / "plain.csv"
+    pd.DataFrame(rng.normal(size=(120, 2)) @ rng.normal(size=(2, 5)), columns=list("abcde")).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize(("name", "task"), list(CASES), ids=[f"{n}-{t or 'supervised'}" for n, t in CASES])
+def test_hooks_after_the_fit(name: str, task: str | None, tmp_path: Path) -> None:
+    family = families.get(name)
+    source = CASES[(name, task)]
+    if source == "plain.csv":
+        source = _plain_csv(tmp_path)
+    dataset = load_dataset(source, family=name, seed=0, **({"task": task} if task else {}))
+    metric, direction = resolve_metric(dataset.task, None, family)
+    params = _low_params(name, dataset.task)
+    model, log = train(family, params, dataset, TrainingData.from_dataset(dataset), 1, f"val_{metric}", direction)
+    assert log.best_value is not None and np.isfinite(log.best_value)
+
+    packaged = package(model, family, dataset, "hooks", 0, "checkpoint")
+    assert packaged.metadata["study"] == "hooks" and packaged.metadata["weights"] == "checkpoint"
+    assert packaged.test_metrics and all(np.isfinite(v) for v in packaged.test_metrics.values())
+    if dataset.task in ("classification", "regression"):
+        assert set(packaged.test_metrics) >= ({"test_accuracy"} if dataset.task == "classification" else {"test_rmse"})
+    else:
+        declared = family.metrics[dataset.metadata.get("task", dataset.task)]  # type: ignore[index]
+        assert any(f"test_{m}" in packaged.test_metrics for m in declared), packaged.test_metrics
+    # the registered network answers its own input example, as the pyfunc model will
+    example = packaged.example
+    outputs = predict_inputs(packaged.model, adapt_input(packaged.metadata, example))
+    assert len(outputs) == len(example) and np.isfinite(np.asarray(outputs, dtype="float64")).all()
