@@ -91,7 +91,7 @@ def test_cli_autorec_beats_the_global_mean_and_predicts_pairs(tmp_path: Path) ->
     assert predicted.shape == (2,) and ((predicted >= 1.0) & (predicted <= 5.0)).all()
 
 
-def test_autorec_on_a_table_that_holds_no_ratings_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_cli_autorec_on_a_table_that_holds_no_ratings_is_one_line_and_exit_2(tmp_path: Path) -> None:
     args = ["search", "--family", "autorec", "--data", "demo:wine", "--home", str(tmp_path / "store")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output

@@ -14,12 +14,12 @@ from automl.record import read_trial
 from tests.reliability.conftest import run_automl, start_automl
 
 
-def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
+def _check_study(storage: str, tracking: str, name: str, expected: int, workers: int) -> None:
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(expected))
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
-    assert len({read_trial(t).worker for t in trials}) == 4, "each of the 4 workers ran trials"
+    assert len({read_trial(t).worker for t in trials}) == workers, f"each of the {workers} workers ran trials"
     client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], max_results=500)
@@ -31,11 +31,12 @@ def _check_study(storage: str, tracking: str, name: str, expected: int) -> None:
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "journal"])
-def test_four_workers_two_trials_each(
-    kind: str, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
+@pytest.mark.parametrize(("kind", "workers"), [("postgresql", 4), ("journal", 2)])
+def test_workers_two_trials_each(
+    kind: str, workers: int, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
 ) -> None:
-    name = f"w4-{kind}"
+    """Four workers on PostgreSQL (the many-machines storage); two on a journal file (one machine's)."""
+    name = f"w{workers}-{kind}"
     storage = f"{postgres_url}/optuna" if kind == "postgresql" else f"journal:{home / 'journal.log'}"
     start = time.monotonic()
     result = run_automl(
@@ -45,11 +46,11 @@ def test_four_workers_two_trials_each(
         "--target",
         "y",
         "--trials",
-        "8",
+        str(2 * workers),
         "--epochs",
         "1",
         "--workers",
-        "4",
+        str(workers),
         "--study",
         name,
         "--storage",
@@ -65,13 +66,13 @@ def test_four_workers_two_trials_each(
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip(), result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["states"]["COMPLETE"] == 8
+    assert summary["states"]["COMPLETE"] == 2 * workers
     optuna_storage = (
         storage
         if kind == "postgresql"
         else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(home / "journal.log")))
     )
-    _check_study(optuna_storage, mlflow_server, name, 8)
+    _check_study(optuna_storage, mlflow_server, name, 2 * workers, workers)
     assert time.monotonic() - start < 400
 
 
