@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 
+PLAIN_DENSE = ("--set", "variant=plain", "--set", "architecture=dense")
 CASES = {
     "autoencoder": ("plain", ("--set", "code_size=3")),
     "vae": ("plain", ("--set", "latent_size=2")),
@@ -24,7 +25,7 @@ CASES = {
         ("--set", "architecture=dense", "--set", "conditional=true", "--set", "latent_size=8"),
     ),
     "autorec": ("demo:ratings", ("--set", "hidden=16")),
-    "anomaly": ("anomaly", ("--family", "autoencoder", "--task", "anomaly", "--target", "label")),
+    "anomaly": ("anomaly", ("--family", "autoencoder", "--task", "anomaly", "--target", "label", *PLAIN_DENSE)),
 }
 
 

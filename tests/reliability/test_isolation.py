@@ -41,7 +41,7 @@ def _search(home: Path, data: Path, study: str, *extra: str) -> object:
         "--trials",
         "2",
         "--epochs",
-        "150",
+        "80",
         "--study",
         study,
         "--pruner",
