@@ -371,18 +371,20 @@ def lint_config(config: Any, kind: str | None = None, shape: Sequence[int] | Non
     from automl import families
     from automl.spaces import pin_params, space_for
 
+    families.check_task(config.task)
     family = families.get(config.family)
     space = space_for(config)
     fixed = pin_params(space, dict(config.fixed))
     if config.data:
         from automl.data import load_dataset
 
-        spec = load_dataset(config.data, **config.data_options()).spec
-        family.check_data(spec.kind, config.data)
+        dataset = load_dataset(config.data, **config.data_options())
+        family.check_dataset(dataset, config.data)
+        spec = dataset.spec
     else:
         made_up = kind or default_kind(family.data_kinds)
         family.check_data(made_up, f"--kind {made_up}")
-        if config.task not in (None, "classification", "regression"):
-            raise AutoMLError(f"--task {config.task} needs real data to lint on: pass --data")
+        if config.task not in (None, *families.SUPERVISED_TASKS) or not family.supervised:
+            raise AutoMLError(f"--task {config.task or family.default_task} needs real data to lint on: pass --data")
         spec = synthetic_spec(made_up, config.task, shape)
     return lint_space(family, space, spec, fixed, max_params=config.max_params)

@@ -299,7 +299,9 @@ def promote(
     test_metrics = packaged.test_metrics
     registered = read_study(record.study).model
     name = register_name or (registered and registered.register_name) or record.config.register_name or study_name
-    model_uri, version = tracker.log_best_model(parent_id, packaged.model, packaged.metadata, packaged.example, name)
+    model_uri, version = tracker.log_best_model(
+        parent_id, packaged.model, packaged.metadata, packaged.example, name, packaged.networks
+    )
     tracker.tag_model_version(name, version, {TRIAL_NUMBER: number, "automl.weights": source})
     update_study(record.study, champion={"trial": number, "model_uri": model_uri, "register_name": name})
     return Promotion(

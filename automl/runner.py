@@ -182,6 +182,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     ``dataset`` is data already in memory (``automl.Tuner``); ``config.data`` then only names it.
     """
     started = time.perf_counter()
+    families.check_task(config.task)
     store = check_stores(config)
     space: SearchSpace
     if config.hypermodel:
@@ -213,7 +214,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
         from automl.hypermodel import unscaled_targets
 
         dataset = unscaled_targets(dataset)
-    family.check_data(dataset.spec.kind, config.data)
+    family.check_dataset(dataset, config.data)
     from automl.training import resolve_metric
 
     metric, direction = resolve_metric(dataset.task, config.metric, family)  # the chosen family's objectives
@@ -577,7 +578,7 @@ def _register_best(session: Session, stopped_reason: str | None, progress: Progr
         core, session.family, session.dataset, config.study_name, best.number, source, config.trust_model_code
     )
     model_uri, _version = tracker.log_best_model(
-        session.parent_id, packaged.model, packaged.metadata, packaged.example, register_name
+        session.parent_id, packaged.model, packaged.metadata, packaged.example, register_name, packaged.networks
     )
     for name, image in packaged.images.items():
         tracker.log_image(session.parent_id, image, name)
@@ -616,6 +617,7 @@ class Packaged:
     example: Any  # the input example logged with it
     images: dict[str, Any]  # pictures for the parent run (a generator's sample grid)
     test_metrics: dict[str, float]
+    networks: dict[str, Any] = dataclasses.field(default_factory=dict)  # more networks in the registered model
 
 
 def package(
@@ -633,7 +635,8 @@ def package(
     metadata = {**dataset.metadata, **shipped.metadata, "study": study, "trial": trial, "weights": weights}
     if trusted:  # loading it runs the model's own code (a Lambda layer)
         metadata["trust_model_code"] = True
-    return Packaged(exported, metadata, example, images, evaluate(exported, dataset, family, metadata))
+    metrics = evaluate(exported, dataset, family, metadata)
+    return Packaged(exported, metadata, example, images, metrics, dict(shipped.networks))
 
 
 def best_model(

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL_NUMBER, STATE = "automl.role", "automl.study", "automl.trial_number", "automl.state"
 CHAMPION = "champion"
+NETWORK_PREFIX = "network_"  # artifacts of the further networks in a registered model
 TRUST_MODEL_CODE = "automl.trust_model_code"  # a model version tag: loaded with Keras safe_mode off
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
 MAX_METRICS_PER_BATCH = 1000
@@ -269,13 +270,15 @@ class Tracker:
         model_metadata: Mapping[str, Any],
         raw_example: Any,
         register_name: str,
+        networks: Mapping[str, Any] | None = None,
     ) -> tuple[str, str]:
         """Log the raw-input model as pyfunc on the parent run, register it, point ``champion`` at it.
 
+        ``networks`` are more Keras models stored in the same registered model (``network_<name>`` artifacts).
         Returns ``(model_uri, version)`` where ``model_uri`` is ``models:/NAME/VERSION``.
         """
         try:
-            info = self._log_pyfunc(parent_id, keras_model, model_metadata, raw_example, register_name)
+            info = self._log_pyfunc(parent_id, keras_model, model_metadata, raw_example, register_name, networks or {})
         except (OSError, MlflowException) as exc:
             message = getattr(exc, "message", str(exc)).splitlines()[0]
             raise StoreError(
@@ -290,13 +293,23 @@ class Tracker:
         return f"models:/{register_name}/{version}", version
 
     def _log_pyfunc(
-        self, parent_id: str, keras_model: Any, model_metadata: Mapping[str, Any], raw_example: Any, register_name: str
+        self,
+        parent_id: str,
+        keras_model: Any,
+        model_metadata: Mapping[str, Any],
+        raw_example: Any,
+        register_name: str,
+        networks: Mapping[str, Any],
     ) -> Any:
         with tempfile.TemporaryDirectory(prefix="automl-model-") as tmp, _fluent_uris(self.store.tracking_uri):
             model_path = Path(tmp) / "model.keras"
             keras_model.save(model_path)
+            more = {}
+            for name, network in networks.items():
+                more[f"{NETWORK_PREFIX}{name}"] = str(Path(tmp) / f"{name}.keras")
+                network.save(more[f"{NETWORK_PREFIX}{name}"])
             meta_path = Path(tmp) / "automl.json"
-            meta_path.write_text(json.dumps(dict(model_metadata), default=str))
+            meta_path.write_text(json.dumps({**model_metadata, "networks": sorted(networks)}, default=str))
             python_model = RawInputModel()
             python_model.load_from(model_path, dict(model_metadata))
             example = _example_frame(raw_example, model_metadata)
@@ -305,7 +318,7 @@ class Tracker:
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=RawInputModel(),
-                    artifacts={"keras_model": str(model_path), "metadata": str(meta_path)},
+                    artifacts={"keras_model": str(model_path), "metadata": str(meta_path), **more},
                     signature=signature,
                     input_example=example,
                     pip_requirements=_requirements(),
@@ -361,15 +374,25 @@ class RawInputModel(mlflow.pyfunc.PythonModel):
     # predict() takes DataFrames, arrays and lists alike: no type-hint validation wrapper from MLflow
     _skip_type_hint_validation = True
 
+    networks: dict[str, Any]  # the further networks of the registered model, by name (a CycleGAN's generators)
+
     def load_context(self, context: Any) -> None:
+        from automl.export import load_keras_file
+
         meta = json.loads(Path(context.artifacts["metadata"]).read_text())
         self.load_from(Path(context.artifacts["keras_model"]), meta)
+        trusted = bool(meta.get("trust_model_code"))
+        self.networks = {
+            name: load_keras_file(context.artifacts[f"{NETWORK_PREFIX}{name}"], trusted=trusted)
+            for name in meta.get("networks", [])
+        }
 
     def load_from(self, model_path: Path, meta: dict[str, Any]) -> None:
         from automl.export import load_keras_file
 
         self.keras_model = load_keras_file(model_path, trusted=bool(meta.get("trust_model_code")))
         self.metadata = meta
+        self.networks = {}
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         # no type hints here: MLflow would read them as a schema

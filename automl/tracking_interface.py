@@ -52,6 +52,7 @@ class StudyTracker(TrialTracker, Protocol):
         model_metadata: Mapping[str, Any],
         raw_example: Any,
         register_name: str,
+        networks: Mapping[str, Any] | None = None,
     ) -> tuple[str, str]: ...
     def copy_champion(self, source_name: str, name: str) -> str: ...
     def promote(self, register_name: str, version: str) -> None: ...
@@ -112,11 +113,14 @@ class NoTracker:
         model_metadata: Mapping[str, Any],
         raw_example: Any,
         register_name: str,
+        networks: Mapping[str, Any] | None = None,
     ) -> tuple[str, str]:
         folder = self.store.home / "models"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{register_name}.keras"
         keras_model.save(path)
+        for name, network in (networks or {}).items():
+            network.save(folder / f"{register_name}.{name}.keras")
         folder.joinpath(f"{register_name}.json").write_text(json.dumps(dict(model_metadata), default=str))
         logger.info("no tracking: the best model is %s (not registered)", path)
         return str(path), "0"

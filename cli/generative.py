@@ -1,4 +1,5 @@
-"""``automl sample`` (draw from a registered generator) and ``automl encode`` (latent codes of raw rows)."""
+"""``automl sample`` (draw from a registered generator), ``automl encode`` (latent codes of raw rows) and
+``automl translate`` (images into another domain with a registered translator)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,32 @@ def encode(
     else:
         frame.to_csv(destination, index=False)
     print(f"wrote {len(frame)} codes to {destination}", file=sys.stderr)
+
+
+@handle_errors
+def translate(
+    model: Model,
+    data: Annotated[str, typer.Option("--data", help="Images to translate: a folder, one image file, or an .npz (x).")],
+    to: Annotated[str, typer.Option("--to", help="The target domain (its folder name; see the model's labels).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the translations.")],
+    home: Home = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Translate images into another domain with a registered CycleGAN or StarGAN model."""
+    import numpy as np
+
+    from automl.data.domains import domain_indices, read_translation_input, write_translations
+    from automl.errors import AutoMLError, DataError
+    from automl.export import predict_raw
+
+    if not Path(data).exists():
+        raise DataError(f"{data}: data file not found")
+    wrapper = _load(model, home, tracking_uri)
+    metadata = wrapper.metadata
+    if metadata.get("kind") != "translation":
+        raise AutoMLError(f"model '{model}' is not a translator (search the cyclegan or stargan family)")
+    domain_indices(metadata, to, 1)  # an unknown --to: one line that lists the domains
+    images, names = read_translation_input(data, metadata)
+    translated = predict_raw(wrapper.keras_model, metadata, {"image": images, "domain": np.full(len(images), to)})
+    count = write_translations(translated, names, data, Path(output), float(metadata["pixel_scale"]))
+    print(f"wrote {count} translated image(s) to {output}", file=sys.stderr)

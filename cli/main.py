@@ -37,6 +37,7 @@ app.command("lint")(ecosystem.lint)
 app.command("dashboard")(ecosystem.dashboard)
 app.command("sample")(generative.sample)
 app.command("encode")(generative.encode)
+app.command("translate")(generative.translate)
 
 
 def main() -> None:

@@ -80,23 +80,16 @@ def register_adapter(kind: str) -> Callable[[Adapter], Adapter]:
 
 def _ensure_registered() -> None:
     import importlib
+    import pkgutil
 
     # registration side effects, in match order (the first loader that accepts a source wins): ``routing`` sends a
     # CSV to the text, series or table loader by the options, so it must come before the plain table loader
-    # ``generative`` sees every source first: it hands what is not an unsupervised task on to the next loader
-    modules = (
-        "generative",
-        "routing",
-        "arrays",
-        "images",
-        "sequences",
-        "text",
-        "series",
-        "demo",
-        "tabular",
-        "ratings",
-        "memory",
-    )
+    # ``generative`` sees every source first: it hands what is not a family's own task on to the next loader
+    known = ("generative", "routing")
+    generic = ("arrays", "images", "sequences", "text", "series", "demo", "tabular", "ratings", "memory")
+    # any other module here (a new data kind's loader, demos) matches before the generic loaders: no list to edit
+    present = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    modules = (*known, *(m for m in present if m not in known + generic), *generic)
     for module in modules:
         importlib.import_module(f"automl.data.{module}")
     # a module imported earlier from elsewhere registered out of turn: restore this order (stable sort; loaders

@@ -18,9 +18,14 @@ from automl.data import Dataset, DataSpec, register_adapter, register_loader
 from automl.data.demo import register_demo
 from automl.errors import DataError
 
-UNSUPERVISED_TASKS = frozenset({"reconstruction", "anomaly", "density", "generation"})
-OWN_TASKS = UNSUPERVISED_TASKS | {"rating"}
 NO_TARGET = "__automl_no_target__"
+
+
+def own_tasks() -> frozenset[str]:
+    """The tasks the registered families bring (reconstruction, generation, rating, ...): not a supervised one."""
+    from automl import families
+
+    return frozenset(families.declared_tasks()) - set(families.SUPERVISED_TASKS)
 
 
 def _family_default_task(family: str | None) -> str | None:
@@ -37,11 +42,12 @@ def _family_default_task(family: str | None) -> str | None:
 def generative_task(options: dict[str, Any]) -> str | None:
     """The unsupervised task asked for: ``--task``, else the family's default when no ``--target`` is given."""
     task = options.get("task")
-    if task in OWN_TASKS:
+    own = own_tasks()
+    if task in own:
         return str(task)
     if task is None and options.get("target") is None:
         default = _family_default_task(options.get("family"))
-        return default if default in OWN_TASKS else None
+        return default if default in own else None
     return None
 
 
@@ -86,7 +92,7 @@ def _load_labeled(source: str, options: dict[str, Any]) -> Dataset:
 def unsupervised_dataset(source: str, task: str, normal_label: Any = None, **options: Any) -> Dataset:
     """Load ``source`` and turn it into a data set for ``task``."""
     base = _load_labeled(source, {**options, "normal_label": normal_label})
-    if base.task in OWN_TASKS:  # a demo made for the task (demo:digits-anomaly, demo:ratings)
+    if base.task in own_tasks():  # a demo made for the task (demo:digits-anomaly, demo:ratings)
         return base
     if task == "rating":  # not a table of ratings: nothing to make one from
         raise DataError(
@@ -133,6 +139,8 @@ def as_unsupervised(base: Dataset, task: str, normal_label: Any = None) -> Datas
     else:
         extra["labeled"] = labeled
         extra["n_labels"] = len(base.classes) if labeled and base.classes else 0
+        if labeled and base.classes:  # the names of the classes (a conditional generator's labels, domains)
+            metadata["labels"] = list(base.classes)
     spec = DataSpec(
         kind=base.spec.kind,
         task=task,

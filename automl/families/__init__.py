@@ -9,12 +9,17 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automl.config import Direction
 from automl.errors import AutoMLError, DataError
 
-__all__ = ["Export", "Family", "get", "names", "task_metrics"]
+if TYPE_CHECKING:
+    from automl.data import Dataset
+
+__all__ = ["SUPERVISED_TASKS", "Export", "Family", "check_task", "declared_tasks", "get", "names", "task_metrics"]
+
+SUPERVISED_TASKS = ("classification", "regression")
 
 BuildFn = Callable[[Mapping[str, Any], Any], Any]
 FitFn = Callable[..., Any]
@@ -31,6 +36,8 @@ class Export:
     standalone: bool = False  # it takes no raw data (a generator takes noise): no preprocessing goes in front
     example: Any = None  # the pyfunc input example; None: rows of the data set
     images: Mapping[str, Any] = field(default_factory=dict)  # pictures for the parent run: {artifact path: array}
+    # more networks stored beside it in the registered model (a CycleGAN's two generators): {name: Keras model}
+    networks: Mapping[str, Any] = field(default_factory=dict)
     # into the model's automl.json: ``predict_raw`` reads ``threshold`` (score + flag) and ``output_prefix``; the
     # family's ``evaluate`` may read what it put there (``test_metrics`` computed at export)
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -38,6 +45,8 @@ class Export:
 
 # (trained network, dataset) -> what to register, or None for the network as is (behind the data's preprocessing)
 ExportFn = Callable[[Any, Any], "Export | None"]
+# (loaded dataset, --data source) -> None, or a DataError naming what the family cannot take in it
+CheckFn = Callable[["Dataset", str], None]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,13 @@ class Family:
     compile: CompileFn | None = None
     evaluate: EvaluateFn | None = None
     export: ExportFn | None = None
+    check: CheckFn | None = None  # what the data kind alone does not say (e.g. exactly two image domains)
+    supervised: bool = True  # it also trains for classification and regression
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every task this family trains for: the supervised ones (unless it opts out), then its own."""
+        return (SUPERVISED_TASKS if self.supervised else ()) + tuple(self.metrics or {})
 
     def check_data(self, kind: str, source: str) -> None:
         """Refuse data this family cannot take, e.g. a CNN on a flat table."""
@@ -64,6 +80,16 @@ class Family:
                 f"family '{self.name}' does not fit {kind} data from {source} "
                 f"(it takes: {', '.join(sorted(self.data_kinds))})"
             )
+
+    def check_dataset(self, dataset: Dataset, source: str) -> None:
+        """Refuse a loaded data set this family cannot train on: its kind, its task, then the family's own check."""
+        self.check_data(dataset.spec.kind, source)
+        if dataset.task not in self.tasks:
+            raise DataError(
+                f"family '{self.name}' does not train for {dataset.task} ({source}); its tasks: {', '.join(self.tasks)}"
+            )
+        if self.check is not None:
+            self.check(dataset, source)
 
 
 def names() -> list[str]:
@@ -87,6 +113,21 @@ def get(name: str | Family) -> Family:
     if not isinstance(family, Family):
         raise TypeError(f"{__name__}.{name}.FAMILY is not a Family")
     return family
+
+
+def declared_tasks() -> tuple[str, ...]:
+    """Every task a registered family trains for: classification and regression, then each family's own."""
+    tasks = list(SUPERVISED_TASKS)
+    for name in names():
+        tasks += [task for task in get(name).tasks if task not in tasks]
+    return tuple(tasks)
+
+
+def check_task(task: str | None) -> None:
+    """Refuse a ``--task`` that no registered family trains for, listing those that some family does."""
+    valid = declared_tasks()
+    if task is not None and task not in valid:
+        raise AutoMLError(f"--task '{task}' is not one of {', '.join(valid)}")
 
 
 def task_metrics(task: str) -> dict[str, Direction] | None:

@@ -16,8 +16,8 @@ import numpy as np
 from keras import ops
 
 from automl.data import DataSpec
+from automl.families import SUPERVISED_TASKS  # noqa: F401  (the family modules import it from here)
 
-SUPERVISED_TASKS = frozenset({"classification", "regression"})
 RECONSTRUCTION_LOSSES = ("mse", "huber", "bce")
 EPSILON = 1e-7
 
