@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from automl.errors import AutoMLError
+from automl.families import Direction as Direction  # re-exported: an objective's direction
+from automl.families import check_task
 
 Task = str  # classification, regression, or a task a registered family declares (checked against the registry)
 SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
 PrunerName = Literal["median", "asha", "hyperband", "none"]
 IsolationName = Literal["none", "process"]
-Direction = Literal["minimize", "maximize"]  # an objective's direction, as Optuna spells it
-
 DEFAULT_HOME = "automl-runs"
 HOME_ENV = "AUTOML_HOME"
 
@@ -120,6 +120,7 @@ class SearchConfig:
             "pruner": (self.pruner, PrunerName),
             "isolation": (self.isolation, Literal["none", "process"]),
         }
+        check_task(self.task)
         for name, (value, allowed) in choices.items():
             valid = typing.get_args(allowed)
             if value is not None and value not in valid:

@@ -9,9 +9,8 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from automl.config import Direction
 from automl.errors import AutoMLError, DataError
 
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["SUPERVISED_TASKS", "Export", "Family", "check_task", "declared_tasks", "get", "names", "task_metrics"]
 
 SUPERVISED_TASKS = ("classification", "regression")
+Direction = Literal["minimize", "maximize"]  # an objective's direction, as Optuna spells it
 
 BuildFn = Callable[[Mapping[str, Any], Any], Any]
 FitFn = Callable[..., Any]
@@ -125,8 +125,10 @@ def declared_tasks() -> tuple[str, ...]:
 
 def check_task(task: str | None) -> None:
     """Refuse a ``--task`` that no registered family trains for, listing those that some family does."""
+    if task is None or task in SUPERVISED_TASKS:
+        return  # without importing every family
     valid = declared_tasks()
-    if task is not None and task not in valid:
+    if task not in valid:
         raise AutoMLError(f"--task '{task}' is not one of {', '.join(valid)}")
 
 
