@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class TrialSettings:
     threads: int | None = None  # CPU threads of the process that trains (None: the backend's default)
     worker_max_trials: int = 0  # a trial process is replaced after this many trials (0: never)
     worker_max_rss_growth_mb: float = 0.0  # ... or once its RSS grew this much since its first trial (0: never)
+    devices: tuple[str | None, ...] = (None,)  # one trial slot each (--workers with --isolation process)
 
     def job(self, family: str, params: dict[str, Any], data: Any, monitor: str, seed: int, **more: Any) -> TrainJob:
         """One fit of ``params`` with these settings."""
@@ -100,7 +102,10 @@ class Objective:
             settings.checkpoint_dir / "scratch",
             settings.worker_max_trials,
             settings.worker_max_rss_growth_mb,
+            settings.devices,
         )
+        self._keeping = threading.Lock()  # trials of several slots may finish at once
+        self._kept_value: float | None = None
 
     def close(self) -> None:
         """Stop the trial processes of an executor this objective opened."""
@@ -259,11 +264,18 @@ class Objective:
 
     def _keep_if_best(self, trial: optuna.Trial, result: TrainResult, value: float) -> None:
         """Save this trial's best-epoch model if it beats every finished trial of the study."""
+        with self._keeping:
+            self._keep_locked(trial, result, value)
+
+    def _keep_locked(self, trial: optuna.Trial, result: TrainResult, value: float) -> None:
         try:
             best = trial.study.best_value
         except ValueError:
             best = None
-        better = best is None or (value > best if self.settings.direction == "maximize" else value < best)
+        maximize = self.settings.direction == "maximize"
+        if self._kept_value is not None:  # a trial of another slot kept its model but is not told yet
+            best = self._kept_value if best is None else (max if maximize else min)(best, self._kept_value)
+        better = best is None or (value > best if maximize else value < best)
         if not better or result.save is None:
             return
         self.settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -272,4 +284,4 @@ class Objective:
         write_trial(trial, checkpoint=str(path))
         if self._checkpoint is not None and self._checkpoint != path:
             self._checkpoint.unlink(missing_ok=True)
-        self._checkpoint = path
+        self._checkpoint, self._kept_value = path, value

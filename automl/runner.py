@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +205,7 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
 
         workers = max(1, gpu_count() * config.trials_per_gpu)
         config = dataclasses.replace(config, workers=workers)
-    if config.isolation == "process" and (join or workers == 1):  # this process trains
+    if config.isolation == "process":  # this process trains (in one trial process per worker slot)
         from automl.execution import start_server
 
         start_server()  # imports Keras in its own process while this one loads data and opens the stores
@@ -307,6 +308,7 @@ def trial_settings(session: Session) -> TrialSettings:
     from automl.backend import configured_threads
     from automl.objective import TrialSettings
     from automl.training import RunOptions
+    from automl.workers import slot_devices
 
     return TrialSettings(
         epochs=session.config.epochs,
@@ -323,7 +325,13 @@ def trial_settings(session: Session) -> TrialSettings:
         threads=configured_threads(),
         worker_max_trials=session.config.worker_max_trials,
         worker_max_rss_growth_mb=session.config.worker_max_rss_growth_mb,
+        devices=slot_devices(session.workers) if slotted(session) else (None,),
     )
+
+
+def slotted(session: Session) -> bool:
+    """Whether this process drives ``--workers`` trial slots itself (the pool); else it starts worker processes."""
+    return session.workers > 1 and session.config.isolation == "process"
 
 
 def run_trials(
@@ -345,11 +353,19 @@ def run_trials(
         on_epoch=getattr(progress, "on_epoch", None),
     )
     limiter = _Quota(quota, session.config.max_failures, progress, budget)
+    slots = len(objective.settings.devices)
     try:
         with stop_on_signals():
-            session.study.optimize(
-                objective, timeout=session.config.timeout, callbacks=[limiter], catch=(Exception,), gc_after_trial=False
-            )
+            if slots == 1:
+                session.study.optimize(
+                    objective,
+                    timeout=session.config.timeout,
+                    callbacks=[limiter],
+                    catch=(Exception,),
+                    gc_after_trial=False,
+                )
+            else:
+                _optimize_slots(session, objective, limiter, slots)
             if interrupts.requested():  # an interrupt that something below swallowed still stops the search
                 raise KeyboardInterrupt
     finally:
@@ -357,6 +373,50 @@ def run_trials(
         if interrupts.requested():
             stop_server()  # it may still be importing Keras, holding the terminal's pipes open
     return limiter.stopped_reason
+
+
+def _optimize_slots(session: Session, objective: Any, limiter: _Quota, slots: int) -> None:
+    """Trials on ``slots`` threads, each driving one trial process; never more trials started than the budget
+    still needs, so the study ends at its budget exactly (a failed trial is made up in another round)."""
+    _one_pop_at_a_time(session.study)
+    timeout = session.config.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while limiter.stopped_reason is None and not interrupts.requested():
+        needed = limiter.quota - limiter.finished
+        if limiter.budget is not None:
+            needed = min(needed, limiter.budget - count_finished(session.study))
+        left = None if deadline is None else deadline - time.monotonic()
+        if needed <= 0 or (left is not None and left <= 0):
+            return
+        session.study.optimize(
+            objective,
+            n_trials=needed,
+            n_jobs=min(slots, needed),
+            timeout=left,
+            callbacks=[limiter],
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
+
+
+def _one_pop_at_a_time(study: optuna.Study) -> None:
+    """Let one thread at a time take an enqueued trial (a starting point) off the study's queue.
+
+    Optuna marks the trial RUNNING only if it is still WAITING, but on SQLite (no row locks) two threads can both
+    read WAITING and both take it: two slots then train the same trial. Other processes are not affected by
+    this lock; with many processes, use PostgreSQL.
+    """
+    pop = getattr(study, "_pop_waiting_trial_id", None)
+    if pop is None or getattr(pop, "automl_locked", False):
+        return
+    lock = threading.Lock()
+
+    def locked() -> int | None:
+        with lock:
+            return pop()
+
+    locked.automl_locked = True  # type: ignore[attr-defined]
+    study._pop_waiting_trial_id = locked  # type: ignore[method-assign]
 
 
 def search(config: SearchConfig, progress: ProgressReporter | None = None) -> SearchResult:
@@ -376,7 +436,7 @@ def search_session(session: Session, progress: ProgressReporter | None = None) -
         progress.on_start(config.study_name, target, done_before, session.direction, session.metric)
     stopped_reason = None
     try:
-        if session.workers > 1:
+        if session.workers > 1 and not slotted(session):  # --isolation none: a process per worker
             stopped_reason = _run_workers(session, progress)
         else:
             stopped_reason = run_trials(session, config.trials, progress, budget=target)

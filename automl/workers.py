@@ -22,7 +22,20 @@ MAX_RETRIES = 2
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs a trial: ``host:pid``, plus the thread when one process drives several trial slots."""
+    import threading
+
+    thread = threading.current_thread()
+    suffix = "" if thread is threading.main_thread() else f"/{thread.name}"
+    return f"{socket.gethostname()}:{os.getpid()}{suffix}"
+
+
+def slot_devices(slots: int) -> tuple[str | None, ...]:
+    """The device of each trial slot of one search process: GPUs round-robin (K per GPU), else the CPU."""
+    from automl.backend import gpu_count
+
+    gpus = gpu_count()
+    return tuple(f"gpu:{i % gpus}" if gpus else None for i in range(slots))
 
 
 def _alive(pid: int) -> bool:

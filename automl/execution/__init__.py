@@ -5,6 +5,7 @@ The objective builds one ``TrainJob`` per fit and hands it to the search's execu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,18 @@ def open_executor(
     scratch: Path,
     max_trials: int = 0,
     max_rss_growth_mb: float = 0.0,
+    devices: Sequence[str | None] = (None,),
 ) -> Executor:
-    """The executor of ``--isolation``: ``process`` (the pool, one long-lived trial process) or ``none``.
+    """The executor of ``--isolation``: ``process`` (the pool: one long-lived trial process per slot of
+    ``devices``) or ``none``.
 
     A trial process is replaced after ``max_trials`` trials, or once its RSS grew by ``max_rss_growth_mb``
     since its first trial (0: no limit).
     """
     if isolation == "process":
-        return PoolExecutor(data, shape.spec, scratch, max_trials=max_trials, max_rss_growth_mb=max_rss_growth_mb)
+        return PoolExecutor(
+            data, shape.spec, scratch, devices, max_trials=max_trials, max_rss_growth_mb=max_rss_growth_mb
+        )
     return InProcessExecutor(family, shape, data)
 
 

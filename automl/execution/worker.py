@@ -69,6 +69,9 @@ class _State:
         if not self.configured:  # thread pools and the device can only be set before the first op
             if job.device is not None and job.device.startswith("gpu:"):
                 os.environ["CUDA_VISIBLE_DEVICES"] = job.device.split(":", 1)[1]
+                # a GPU slot may share its GPU with others (--trials-per-gpu): take memory as it is needed
+                os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+                os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
             from automl.backend import configure
 
             configure(job.threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -31,11 +32,14 @@ def _check_study(storage: str, tracking: str, name: str, expected: int, workers:
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 
-@pytest.mark.parametrize(("kind", "workers"), [("postgresql", 4), ("journal", 2)])
+@pytest.mark.parametrize(("kind", "workers", "isolation"), [("postgresql", 4, "none"), ("journal", 2, "process")])
 def test_workers_two_trials_each(
-    kind: str, workers: int, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
+    kind: str, workers: int, isolation: str, postgres_url: str, mlflow_server: str, home: Path, table_csv: Path
 ) -> None:
-    """Four workers on PostgreSQL (the many-machines storage); two on a journal file (one machine's)."""
+    """Four workers on PostgreSQL (the many-machines storage); two on a journal file (one machine's).
+
+    With the default isolation (process), the search process drives the workers as trial slots itself, one trial
+    process each; with ``--isolation none`` each worker is a process of its own."""
     name = f"w{workers}-{kind}"
     storage = f"{postgres_url}/optuna" if kind == "postgresql" else f"journal:{home / 'journal.log'}"
     start = time.monotonic()
@@ -59,6 +63,8 @@ def test_workers_two_trials_each(
         mlflow_server,
         "--pruner",
         "none",
+        "--isolation",
+        isolation,
         "--quiet",
         "--json",
         home=home,
@@ -73,6 +79,13 @@ def test_workers_two_trials_each(
         else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(home / "journal.log")))
     )
     _check_study(optuna_storage, mlflow_server, name, 2 * workers, workers)
+    # slots: one search process drives them (one trial process each); else a process per worker. Either way
+    # the workers' trials overlap in time
+    trials = optuna.load_study(study_name=name, storage=optuna_storage).get_trials()
+    processes = {str(read_trial(t).worker).split("/")[0] for t in trials}
+    assert len(processes) == (1 if isolation == "process" else workers), processes
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     assert time.monotonic() - start < 400
 
 
