@@ -87,8 +87,8 @@ def search(
         str | None,
         typer.Option(
             "--task",
-            help="classification or regression (default: detected); reconstruction, anomaly, density, generation "
-            "or rating for the generative families.",
+            help="classification or regression (default: detected); reconstruction, anomaly, density, generation, "
+            "rating or translation for the generative families (any task a registered family declares).",
         ),
     ] = None,
     normal_label: Annotated[
