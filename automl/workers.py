@@ -58,7 +58,7 @@ def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         attrs = read_trial(trial)
         owner = str(attrs.worker or "")
-        owner_host, _, pid_text = owner.rpartition(":")
+        owner_host, _, pid_text = owner.split("/", 1)[0].rpartition(":")  # host:pid[/slot thread]
         if owner_host != host or not pid_text.isdigit():
             continue
         pid = int(pid_text)
