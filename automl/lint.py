@@ -371,7 +371,6 @@ def lint_config(config: Any, kind: str | None = None, shape: Sequence[int] | Non
     from automl import families
     from automl.spaces import pin_params, space_for
 
-    families.check_task(config.task)
     family = families.get(config.family)
     space = space_for(config)
     fixed = pin_params(space, dict(config.fixed))

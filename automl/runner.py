@@ -183,7 +183,6 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
     ``dataset`` is data already in memory (``automl.Tuner``); ``config.data`` then only names it.
     """
     started = time.perf_counter()
-    families.check_task(config.task)
     store = check_stores(config)
     space: SearchSpace
     if config.hypermodel:
