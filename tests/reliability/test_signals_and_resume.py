@@ -87,6 +87,32 @@ def test_sigterm_fails_the_trial_kills_its_run_and_resume_carries_on(home: Path,
     assert len(_runs(home, "sig")) == 2
 
 
+def test_sigterm_with_two_trial_slots_fails_both_running_trials_and_resume_carries_on(
+    home: Path, table_csv: Path
+) -> None:
+    """--workers 2 on the default isolation: one search process, two trials running at once in two slots."""
+    process = start_automl(
+        "search", "--data", str(table_csv), "--target", "y", "--trials", "4", "--epochs", "150", "--study", "slots",
+        "--pruner", "none", "--workers", "2", "--isolation", "process", "--quiet", home=home,
+    )  # fmt: skip
+    _wait_for_running(home, "slots", 0)
+    _wait_for_running(home, "slots", 1)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30, "the process must exit promptly"
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    study = _study(home, "slots")
+    assert study is not None and [t.state for t in study.get_trials()] == [FAIL, FAIL]
+    runs = _runs(home, "slots")
+    assert sorted(runs) == [0, 1] and all(r.info.status == "KILLED" for r in runs.values())
+
+    resumed = run_automl("resume", "--study", "slots", "--trials", "1", "--quiet", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [t.state for t in _study(home, "slots").get_trials()] == [FAIL, FAIL, COMPLETE]
+
+
 def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(home: Path, table_csv: Path) -> None:
     process = start_automl(
         "search",
