@@ -10,15 +10,16 @@ the generator steps, as in the GAN family.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
-from automl.data import Dataset
+from automl.data import Dataset, DataSpec
 from automl.errors import DataError
 from automl.families._quality import Features, feature_space, image_grid, sample_score
+from automl.training import log_trial_image
 
 GRID_IMAGES = 8  # images per row of a trial's input | translated | reconstructed grid
 GRID_EVERY = 2  # epochs between grids on a trial's run
@@ -227,3 +228,50 @@ def example_input(dataset: Dataset) -> dict[str, np.ndarray]:
     """The pyfunc input example: two raw test images and a target domain index for each."""
     images = np.asarray(dataset.raw_test[:2], dtype="float32")
     return {"image": images, "domain": (np.asarray(dataset.y_test[:2], dtype="int64") + 1) % 2}
+
+
+def loss_value(loss: Any) -> float:
+    """The total of a ``train_on_batch`` result (a list for several outputs)."""
+    return float(np.asarray(loss[0] if isinstance(loss, list) else loss))
+
+
+def run_epochs(
+    model: keras.Model,
+    epochs: int,
+    callbacks: Sequence[Any],
+    step: Callable[[], tuple[list[float], list[float]]],
+    score: Callable[[], tuple[dict[str, float], np.ndarray]],
+) -> None:
+    """The epoch loop both translators share: ``step()`` trains one epoch (critic and generator losses),
+    ``score()`` gives the validation scores and a grid; the callbacks see ``val_<score>`` per epoch."""
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.on_train_begin()
+    model.stop_training = False
+    for epoch in range(epochs):
+        d_losses, g_losses = step()
+        values, picture = score()
+        logs = {
+            "loss": float(np.mean(g_losses)),
+            "g_loss": float(np.mean(g_losses)),
+            "d_loss": float(np.mean(d_losses)),
+            **{f"val_{k}": v for k, v in values.items()},
+        }
+        if epoch % GRID_EVERY == 0 or epoch == epochs - 1:
+            log_trial_image(f"translations/epoch_{epoch:03d}.png", picture)
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end()
+
+
+def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float]:
+    """The test scores computed at export (on the test split)."""
+    return dict(metadata.get("test_metrics", {}))
+
+
+def compile_model(model: keras.Model, params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
+    """Nothing to compile on the container: the family's ``fit`` compiles the critics and the generator step."""
+    return model

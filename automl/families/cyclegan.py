@@ -18,9 +18,7 @@ import numpy as np
 from automl.data import Dataset, DataSpec
 from automl.families import Export, Family
 from automl.families import _translation as tr
-from automl.training import TrainingData, log_trial_image
-
-SCORE_SEED = 0
+from automl.training import TrainingData
 
 
 def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
@@ -85,38 +83,22 @@ def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epoch
     ones, zeros = np.ones((batch, *patch), "float32"), np.zeros((batch, *patch), "float32")
     critic_targets = np.concatenate([ones, zeros])
     rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))  # follows the trial's seed
-    for cb in callbacks:
-        cb.set_model(model)
-        cb.on_train_begin()
-    model.stop_training = False
-    for epoch in range(epochs):
+
+    def step() -> tuple[list[float], list[float]]:
         d_losses, g_losses = [], []
         for _ in range(max(1, max(len(train_a), len(train_b)) // batch)):
             a = train_a[rng.choice(len(train_a), size=batch, replace=False)]
             b = train_b[rng.choice(len(train_b), size=batch, replace=False)]
             made_b = np.asarray(g_ab.predict_on_batch(a))
             made_a = np.asarray(g_ba.predict_on_batch(b))
-            d_losses.append(float(np.asarray(d_a.train_on_batch(np.concatenate([a, made_a]), critic_targets))))
-            d_losses.append(float(np.asarray(d_b.train_on_batch(np.concatenate([b, made_b]), critic_targets))))
+            d_losses.append(tr.loss_value(d_a.train_on_batch(np.concatenate([a, made_a]), critic_targets)))
+            d_losses.append(tr.loss_value(d_b.train_on_batch(np.concatenate([b, made_b]), critic_targets)))
             twin_a.set_weights(d_a.get_weights())
             twin_b.set_weights(d_b.get_weights())
-            loss = combined.train_on_batch([a, b], [ones, ones, a, b, a, b])
-            g_losses.append(float(np.asarray(loss[0] if isinstance(loss, list) else loss)))
-        values, picture = scores(model, val_a, val_b, features)
-        logs = {
-            "loss": float(np.mean(g_losses)),
-            "g_loss": float(np.mean(g_losses)),
-            "d_loss": float(np.mean(d_losses)),
-            **{f"val_{k}": v for k, v in values.items()},
-        }
-        if epoch % tr.GRID_EVERY == 0 or epoch == epochs - 1:
-            log_trial_image(f"translations/epoch_{epoch:03d}.png", picture)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    for cb in callbacks:
-        cb.on_train_end()
+            g_losses.append(tr.loss_value(combined.train_on_batch([a, b], [ones, ones, a, b, a, b])))
+        return d_losses, g_losses
+
+    tr.run_epochs(model, epochs, callbacks, step, lambda: scores(model, val_a, val_b, features))
 
 
 def export(model: keras.Model, dataset: Dataset) -> Export:
@@ -147,18 +129,8 @@ def export(model: keras.Model, dataset: Dataset) -> Export:
     )
 
 
-def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float]:
-    """The test scores computed at export (both directions, on the test split)."""
-    return dict(metadata.get("test_metrics", {}))
-
-
 def check(dataset: Dataset, source: str) -> None:
     tr.check_domains(dataset, source, exactly=2, family="cyclegan")
-
-
-def compile_model(model: keras.Model, params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
-    """Nothing to compile on the container: ``fit`` compiles the critics and the generator step."""
-    return model
 
 
 FAMILY = Family(
@@ -169,8 +141,8 @@ FAMILY = Family(
     fit=fit,
     metrics={"translation": {"fid": "minimize", "cycle_mae": "minimize"}},
     default_task="translation",
-    compile=compile_model,
-    evaluate=evaluate,
+    compile=tr.compile_model,
+    evaluate=tr.evaluate,
     export=export,
     check=check,
     supervised=False,

@@ -18,7 +18,7 @@ import numpy as np
 from automl.data import Dataset, DataSpec
 from automl.families import Export, Family
 from automl.families import _translation as tr
-from automl.training import TrainingData, log_trial_image
+from automl.training import TrainingData
 
 
 def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
@@ -95,40 +95,22 @@ def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epoch
     patch = tuple(critic.outputs[0].shape[1:])
     ones, zeros = np.ones((batch, *patch), "float32"), np.zeros((batch, *patch), "float32")
     rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))  # follows the trial's seed
-    for cb in callbacks:
-        cb.set_model(model)
-        cb.on_train_begin()
-    model.stop_training = False
-    for epoch in range(epochs):
+
+    def step() -> tuple[list[float], list[float]]:
         d_losses, g_losses = [], []
         for _ in range(max(1, len(x) // batch)):
             rows = rng.choice(len(x), size=batch, replace=False)
             real, labels = x[rows], y[rows]
             to = (labels + rng.integers(1, domains, size=batch)) % domains  # always another domain
             fake = np.asarray(generator.predict_on_batch([real, tr.one_hot(to, domains)]))
-            loss = critic.train_on_batch(real, [ones, labels])
-            d_losses.append(float(np.asarray(loss[0] if isinstance(loss, list) else loss)))
-            d_losses.append(float(np.asarray(critic_fake.train_on_batch(fake, zeros))))
+            d_losses.append(tr.loss_value(critic.train_on_batch(real, [ones, labels])))
+            d_losses.append(tr.loss_value(critic_fake.train_on_batch(fake, zeros)))
             twin.set_weights(critic.get_weights())
-            loss = combined.train_on_batch(
-                [real, tr.one_hot(to, domains), tr.one_hot(labels, domains)], [ones, to, real]
-            )
-            g_losses.append(float(np.asarray(loss[0] if isinstance(loss, list) else loss)))
-        values, picture = scores(generator, x_val, y_val, features, classify)
-        logs = {
-            "loss": float(np.mean(g_losses)),
-            "g_loss": float(np.mean(g_losses)),
-            "d_loss": float(np.mean(d_losses)),
-            **{f"val_{k}": v for k, v in values.items()},
-        }
-        if epoch % tr.GRID_EVERY == 0 or epoch == epochs - 1:
-            log_trial_image(f"translations/epoch_{epoch:03d}.png", picture)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    for cb in callbacks:
-        cb.on_train_end()
+            codes = [real, tr.one_hot(to, domains), tr.one_hot(labels, domains)]
+            g_losses.append(tr.loss_value(combined.train_on_batch(codes, [ones, to, real])))
+        return d_losses, g_losses
+
+    tr.run_epochs(model, epochs, callbacks, step, lambda: scores(generator, x_val, y_val, features, classify))
 
 
 def export(model: keras.Model, dataset: Dataset) -> Export:
@@ -149,18 +131,8 @@ def export(model: keras.Model, dataset: Dataset) -> Export:
     )
 
 
-def evaluate(exported: Any, dataset: Dataset, metadata: Mapping[str, Any]) -> dict[str, float]:
-    """The test scores computed at export (every target domain, on the test split)."""
-    return dict(metadata.get("test_metrics", {}))
-
-
 def check(dataset: Dataset, source: str) -> None:
     tr.check_domains(dataset, source, exactly=None, family="stargan")
-
-
-def compile_model(model: keras.Model, params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
-    """Nothing to compile on the container: ``fit`` compiles the critic and the generator step."""
-    return model
 
 
 FAMILY = Family(
@@ -171,8 +143,8 @@ FAMILY = Family(
     fit=fit,
     metrics={"translation": {"fid": "minimize", "domain_accuracy": "maximize", "reconstruction_mae": "minimize"}},
     default_task="translation",
-    compile=compile_model,
-    evaluate=evaluate,
+    compile=tr.compile_model,
+    evaluate=tr.evaluate,
     export=export,
     check=check,
     supervised=False,
