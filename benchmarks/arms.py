@@ -7,13 +7,14 @@ Library imports stay inside the functions: the worker imports what its arm needs
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from automl.record import read_trial
-from benchmarks.common import DATA, DATA_SEED, FAMILY, load_data, test_accuracy
+from benchmarks.common import DATA, DATA_SEED, FAMILY, FIT_LOG_ENV, load_data, test_accuracy
 
 Gate = Callable[[int], None]
 ARMS = ("automl", "automl_inprocess", "loop", "keras_tuner")
@@ -56,6 +57,8 @@ class AutomlArm:
         from automl.config import SearchConfig
         from automl.runner import prepare
 
+        if self.isolation == "process":
+            self._probe_trial_processes()
         config = SearchConfig(
             data=DATA,
             family=FAMILY,
@@ -93,14 +96,22 @@ class AutomlArm:
             "states": {k: v for k, v in result.states.items() if v},
             "params_match": [dict(t.params) for t in trials] == self.configs,
         }
-        if self.isolation == "process":
-            # fit ran in a trial process, out of this process's fit timer: the trial's own perf_counter around
-            # fit (the same span, callbacks included) stands in, without a model fingerprint
-            info["fits"] = [
-                {"seconds": float(read_trial(t).fit_seconds or 0.0), "epochs": len(read_trial(t).history or [])}
-                for t in trials
-            ]
+        if self.isolation == "process":  # fit ran in the trial processes, timed there by the same wrapper
+            lines = self.fit_log.read_text(encoding="utf-8").splitlines() if self.fit_log.exists() else []
+            info["fits"] = [json.loads(line) for line in lines]
         return info
+
+    def _probe_trial_processes(self) -> None:
+        """Time ``fit`` in the trial processes too: their forkserver preloads ``benchmarks.fit_probe``."""
+        import os
+
+        from automl.execution import pool
+
+        self.fit_log = self.workdir / "trial-process-fits.jsonl"
+        self.fit_log.parent.mkdir(parents=True, exist_ok=True)
+        self.fit_log.unlink(missing_ok=True)
+        os.environ[FIT_LOG_ENV] = str(self.fit_log)
+        pool._context().set_forkserver_preload([pool.PRELOAD, "benchmarks.fit_probe"])
 
 
 class InProcessAutomlArm(AutomlArm):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # filled by the timed ``keras.Model.fit``: one row per call, in call order
 FITS: list[dict[str, Any]] = []
+# set by a benchmark for its trial processes (``benchmarks.fit_probe``): each timed fit appends its row here too
+FIT_LOG_ENV = "AUTOML_BENCH_FIT_LOG"
 
 
 def rss_mb() -> float:
@@ -125,6 +128,7 @@ def install_fit_timer() -> None:
     def timed_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         spent = [0.0]
         restore = _time_callbacks(kwargs.get("callbacks") or [], spent)
+        started = time.time()  # wall clock: comparable across the processes of one machine (fit span)
         start = time.perf_counter()
         history = None
         try:
@@ -135,14 +139,19 @@ def install_fit_timer() -> None:
             for callback, name in restore:
                 with contextlib.suppress(AttributeError):
                     delattr(callback, name)
-            FITS.append(
-                {
-                    "seconds": seconds,
-                    "callback_s": spent[0],
-                    "epochs": len(history.epoch) if history is not None else None,
-                    **model_fingerprint(self, kwargs.get("batch_size") or _batch_of(args)),
-                }
-            )
+            row = {
+                "seconds": seconds,
+                "callback_s": spent[0],
+                "started": started,
+                "ended": started + seconds,
+                "epochs": len(history.epoch) if history is not None else None,
+                **model_fingerprint(self, kwargs.get("batch_size") or _batch_of(args)),
+            }
+            FITS.append(row)
+            sink = os.environ.get(FIT_LOG_ENV)
+            if sink:  # a trial process: the arm reads the rows back (the process may be killed, so write now)
+                with open(sink, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(row) + "\n")
 
     timed_fit._bench_timed = True  # type: ignore[attr-defined]
     keras.Model.fit = timed_fit

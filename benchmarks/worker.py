@@ -82,6 +82,8 @@ def run_overhead(channel: Channel, args: argparse.Namespace) -> None:
                 "active_s": channel.active() - mark["wall"],
                 "cpu_s": time.process_time() - mark["cpu"],
                 "fit_s": sum(f["seconds"] for f in fits),
+                "t0": mark["t0"],  # wall clock: the fits of a trial process are assigned to blocks by time
+                "t1": time.time(),
             }
         )
         channel.send("block_done", done=done)
@@ -90,7 +92,7 @@ def run_overhead(channel: Channel, args: argparse.Namespace) -> None:
         if mark:
             close_block(index)
         channel.receive("run")
-        mark.update(done=index, wall=channel.active(), cpu=time.process_time(), fits=len(common.FITS))
+        mark.update(done=index, wall=channel.active(), cpu=time.process_time(), fits=len(common.FITS), t0=time.time())
 
     run0 = channel.active()
     arm.run(gate)
