@@ -39,7 +39,7 @@ MB = 2**20
 
 def trial_processes() -> dict[int, float]:
     """RSS in MB of this process's trial processes: the children of its forkserver."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     found: dict[int, float] = {}
     for child in psutil.Process().children():
@@ -163,9 +163,9 @@ def main() -> None:
         return
     arms = []
     for name in args.arms.split(","):
-        command = [sys.executable, "-m", "benchmarks.memory", "--arm", name, "--trials", str(args.trials)]
-        command += ["--epochs", str(args.epochs), "--data", args.data]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        argv = [sys.executable, "-m", "benchmarks.memory", "--arm", name, "--trials", str(args.trials)]
+        argv += ["--epochs", str(args.epochs), "--data", args.data]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
         arms.append(json.loads(out.stdout.strip().splitlines()[-1]))
     marks = [c for c in CHECKPOINTS if c <= args.trials]
     for arm in arms:
