@@ -122,35 +122,37 @@ class Objective:
         params = self.params_for(trial)
         seed = trial_seed(self.settings.seed, trial.number)
         write_trial(trial, worker=worker_id(), params=params, seed=seed, epochs=self.settings.epochs)
-        run_id = self.tracker.start_trial(
-            self.parent_run_id,
-            trial.number,
-            params,
-            {
-                "automl.seed": str(seed),
-                "automl.family": self.family.name,
-                "automl.origin": trial_origin(trial),
-                **self.provenance,
-            },
-        )
-        write_trial(trial, mlflow_run_id=run_id)
+        tags = {
+            "automl.seed": str(seed),
+            "automl.family": self.family.name,
+            "automl.origin": trial_origin(trial),
+            **self.provenance,
+        }
+        run = _TrialRun(lambda: self._open_run(trial, params, tags))
+
+        pruned_at: list[int] = []  # the epoch the pruner stopped the trial at
 
         def report(epoch: int, value: float) -> bool:
             if interrupts.requested():  # raised where something (a database driver, TensorFlow) swallowed it
                 raise KeyboardInterrupt
+            if pruned_at:  # an epoch a trial process trained before it read the answer: not the study's
+                return True
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, self.settings.epochs, value)
             trial.report(value, epoch)
-            return trial.should_prune()
+            if trial.should_prune():
+                pruned_at.append(epoch)
+                return True
+            return False
 
         log = None
         start = time.perf_counter()
         results: list[TrainResult] = []
         try:
-            result = self._execute(trial, params, seed, run_id, report, results)
+            result = self._execute(trial, params, seed, run, report, results)
             log = result.log
             if self.settings.executions > 1 and not log.pruned and log.best_value is not None:
-                result = self._more_executions(trial, params, seed, run_id, result, results)
+                result = self._more_executions(trial, params, seed, run, result, results)
                 log = result.log
             if self.family.name.startswith("hypermodel:"):
                 write_trial(trial, params=params)  # a hypermodel's fit() may have drawn more params
@@ -162,7 +164,9 @@ class Objective:
                 deterministic_ops=log.deterministic,
             )
             if log.pruned:
-                self.tracker.finish_trial(run_id, "PRUNED", log.history, summary)
+                if pruned_at:  # the epochs up to the one the study was told, as a waiting reporter gives
+                    log = dataclasses.replace(log, history=log.history[: pruned_at[0] + 1])
+                self.tracker.finish_trial(run.id, "PRUNED", log.history, summary)
                 raise optuna.TrialPruned(f"pruned at epoch {len(log.history) - 1}")
             if log.best_value is None:
                 raise RuntimeError(f"no finite value of {self.monitor} in any epoch")
@@ -170,7 +174,7 @@ class Objective:
             summary[f"best_{self.monitor}"] = log.best_value
             summary["best_epoch"] = float(log.best_epoch or 0)
             self._keep_if_best(trial, result, log.best_value)
-            self.tracker.finish_trial(run_id, "COMPLETE", log.history, summary)
+            self.tracker.finish_trial(run.id, "COMPLETE", log.history, summary)
             return log.best_value
         except optuna.TrialPruned:
             raise
@@ -179,7 +183,7 @@ class Objective:
             write_trial(trial, error=f"{type(exc).__name__}: {exc}"[:2000], traceback=text[-8000:])
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit) or interrupts.requested()
             self.tracker.finish_trial(
-                run_id, "FAIL", log.history if log else [], error=text, run_status="KILLED" if interrupted else None
+                run.id, "FAIL", log.history if log else [], error=text, run_status="KILLED" if interrupted else None
             )
             if interrupted and not isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise KeyboardInterrupt from exc  # TensorFlow wrapped the interrupt; it must still stop the search
@@ -188,6 +192,11 @@ class Objective:
             for done in results:  # a trial process's saved model, unless it became the checkpoint
                 if done.model_path is not None:
                     done.model_path.unlink(missing_ok=True)
+
+    def _open_run(self, trial: optuna.Trial, params: dict[str, Any], tags: dict[str, str]) -> str:
+        run_id = self.tracker.start_trial(self.parent_run_id, trial.number, params, tags)
+        write_trial(trial, mlflow_run_id=run_id)
+        return run_id
 
     def _incumbent(self, trial: optuna.Trial) -> float | None:
         """The study's best value so far: a fit that does not beat it need not save its model."""
@@ -203,7 +212,7 @@ class Objective:
         trial: optuna.Trial,
         params: dict[str, Any],
         seed: int,
-        run_id: str,
+        run: _TrialRun,
         report: Any,
         results: list[TrainResult],
     ) -> TrainResult:
@@ -213,12 +222,13 @@ class Objective:
             self.family.name, params, self.executor.data, self.monitor, seed, incumbent=self._incumbent(trial)
         )
 
-        def started(pid: int) -> None:
+        def started(pid: int) -> None:  # the job is on its way: the run opens while the model is built
             if self.settings.isolation == "process":
                 write_trial(trial, child_pid=pid)
+            run.open()
 
         def on_image(name: str, image: Any) -> None:
-            self.tracker.log_image(run_id, image, name)
+            self.tracker.log_image(run.id, image, name)
 
         try:
             result = self.executor.run(job, report, on_image, started)
@@ -237,7 +247,7 @@ class Objective:
         trial: optuna.Trial,
         params: dict[str, Any],
         seed: int,
-        run_id: str,
+        run: _TrialRun,
         first: TrainResult,
         results: list[TrainResult],
     ) -> TrainResult:
@@ -250,7 +260,7 @@ class Objective:
         best_value, best, fit_seconds = values[0], first, first.log.fit_seconds
         maximize = self.settings.direction == "maximize"
         for execution in range(1, self.settings.executions):
-            result = self._execute(trial, params, seed + execution, run_id, None, results)
+            result = self._execute(trial, params, seed + execution, run, None, results)
             log = result.log
             fit_seconds += log.fit_seconds
             if log.best_value is None:
@@ -285,3 +295,22 @@ class Objective:
         if self._checkpoint is not None and self._checkpoint != path:
             self._checkpoint.unlink(missing_ok=True)
         self._checkpoint, self._kept_value = path, value
+
+
+class _TrialRun:
+    """A trial's MLflow run, opened once the executor has the job (or when first needed, e.g. to record a failure
+    before that), so that opening it overlaps the model's build in a trial process."""
+
+    def __init__(self, start: Callable[[], str]) -> None:
+        self._start = start
+        self._id: str | None = None
+
+    def open(self) -> None:
+        if self._id is None:
+            self._id = self._start()
+
+    @property
+    def id(self) -> str:
+        self.open()
+        assert self._id is not None
+        return self._id

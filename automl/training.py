@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import keras
 import numpy as np
@@ -175,6 +175,19 @@ class TrainingData:
 Reporter = Callable[[int, float], bool]  # (epoch, value) -> should the trial stop (pruned)
 
 
+@runtime_checkable
+class PipelinedReporter(Protocol):
+    """A reporter that does not wait for the answer: training goes on while the search decides whether to prune.
+
+    ``__call__`` sends the epoch and says whether an answer so far was "stop"; ``stop_requested`` reads the answers
+    that arrived, without waiting; ``settle`` waits for every answer still due.
+    """
+
+    def __call__(self, epoch: int, value: float) -> bool: ...
+    def stop_requested(self) -> bool: ...
+    def settle(self) -> bool: ...
+
+
 @dataclass
 class EpochLog:
     """What a fit produced: per-epoch metrics, the best epoch, and how it ended."""
@@ -225,17 +238,30 @@ class EpochCallback(keras.callbacks.Callback):
         self.require_monitor = require_monitor
         self.log = EpochLog()
         self._best_weights: list[np.ndarray] | None = None
+        # a pipelined reporter's answer may arrive while the next epoch trains: checked before each batch
+        self._stop_requested = report.stop_requested if isinstance(report, PipelinedReporter) else None
 
     @keras.callbacks.Callback.model.setter
     def model(self, value: Any) -> None:
         """``callback.model = model``, as custom training loops (KerasTuner's guide) set it."""
         self.set_model(value)
 
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._stop_requested is not None and not self.log.pruned and self._stop_requested():
+            self._prune()
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._record(epoch, logs, live=True)
 
+    def _prune(self) -> None:
+        self.log.pruned = True
+        self.model.stop_training = True
+
     def _record(self, epoch: int, logs: Mapping[str, Any] | None, live: bool) -> None:
         """One epoch's logs; ``live=False`` for an epoch replayed after the fit (no weights, no stopping)."""
+        if live and self._stop_requested is not None and (self.log.pruned or self._stop_requested()):
+            self._prune()  # pruned at an earlier epoch, whose answer came while this one trained: not recorded
+            return
         row = {}
         for key, value in (logs or {}).items():
             number = float(value)
@@ -260,8 +286,7 @@ class EpochCallback(keras.callbacks.Callback):
             if live:
                 self._best_weights = self.model.get_weights()
         if live and self.report is not None and self.report(epoch, value):
-            self.log.pruned = True
-            self.model.stop_training = True
+            self._prune()
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._best_weights is not None and not self.log.pruned:

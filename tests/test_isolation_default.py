@@ -4,10 +4,13 @@ otherwise."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 import automl
@@ -65,3 +68,91 @@ def test_workers_on_one_machine_are_trial_slots_of_one_search_on_the_default_sto
     (kept,) = sorted((home / "checkpoints" / "slots").glob("*.keras"))  # only one model is kept: a best one
     owner = next(t for t in trials if read_trial(t).checkpoint == str(kept))
     assert owner.value == max(float(t.value or 0.0) for t in trials)  # (of equal values, the first to finish)
+
+
+class _StopAt(optuna.pruners.BasePruner):
+    """Prunes trial 0 at its epoch ``step``; any other trial runs to the end."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number == 0 and (trial.last_step or 0) >= self.step
+
+
+class _SlowProgress:
+    """A progress listener that takes its time, so the trial process trains ahead of the answers."""
+
+    def on_epoch(self, number: int, epoch: int, epochs: int, value: float) -> None:
+        time.sleep(0.3)
+
+    def on_start(self, *args: Any) -> None:
+        pass
+
+    def on_progress(self, *args: Any) -> None:
+        pass
+
+    def on_finalize(self, *args: Any) -> None:
+        pass
+
+
+def test_a_trial_process_trains_on_while_the_search_decides_and_the_study_sees_what_it_was_told(
+    monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    """Epoch reports do not wait for the pruner: the study and the run still end at the pruned epoch, and no
+    answer is left over for the next trial."""
+    from automl.execution import pool
+    from automl.runner import prepare, run_trials
+
+    monkeypatch.delenv("AUTOML_ISOLATION", raising=False)
+    messages: list[int] = []
+    run = pool.PoolExecutor.run
+
+    def counting(self: pool.PoolExecutor, job: Any, report: Any = None, *args: Any) -> Any:
+        def counted(epoch: int, value: float) -> bool:
+            messages.append(epoch)
+            return bool(report(epoch, value))
+
+        return run(self, job, counted if report else None, *args)
+
+    monkeypatch.setattr(pool.PoolExecutor, "run", counting)
+    config = SearchConfig(data="demo:wine", trials=2, epochs=30, study="ahead", home=str(home), report=False)
+    session = prepare(config)
+    session.study.pruner = _StopAt(2)
+    run_trials(session, 2, progress=_SlowProgress())
+
+    first, second = session.study.get_trials()
+    assert first.state == optuna.trial.TrialState.PRUNED and sorted(first.intermediate_values) == [0, 1, 2]
+    assert messages.count(0) == 2 and len([e for e in messages[: messages.index(0, 1)] if e > 2]) > 0, (
+        "the trial process reported epochs past the pruned one: it did not wait for the answers"
+    )
+    client = MlflowClient(tracking_uri=session.store.tracking_uri)
+    logged = client.get_metric_history(str(read_trial(first).mlflow_run_id), "val_accuracy")
+    assert sorted(m.step for m in logged) == [0, 1, 2], "the run holds the epochs the study was told"
+    assert second.state == optuna.trial.TrialState.COMPLETE and len(second.intermediate_values) == 30
+    assert len(read_trial(second).history or []) == 30
+
+
+def test_a_deterministic_trial_in_a_trial_process_reproduces_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--deterministic on the default path: the same search twice gives the same values and histories, exactly,
+    and ``reproduce`` (in this process) retrains each trial to exactly its recorded value."""
+    from automl.reproduce import reproduce
+
+    monkeypatch.delenv("AUTOML_ISOLATION", raising=False)
+    runs = []
+    for attempt in ("a", "b"):
+        home = tmp_path / attempt
+        options = {"trials": 2, "epochs": 3, "study": "det", "home": str(home), "report": False, "seed": 7}
+        result = automl.search("demo:wine", deterministic=True, pruner="none", **options)
+        assert result.states["COMPLETE"] == 2
+        trials = optuna.load_study(study_name="det", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+        assert all(read_trial(t).deterministic_ops is True for t in trials)
+        assert {read_trial(t).child_pid for t in trials} != {os.getpid()}, "trained in a trial process"
+        runs.append([(t.value, read_trial(t).history) for t in trials])
+        for trial in trials:
+            again = reproduce("det", trial.number, home=str(home))
+            assert again.deterministic and again.reproduced == trial.value, (again.reproduced, trial.value)
+            assert again.history_max_difference == 0.0
+    assert runs[0] == runs[1], "two searches with the same seed trained the same models, bit for bit"

@@ -33,6 +33,8 @@ class InProcessExecutor:
         import keras
 
         keras.utils.clear_session(free_memory=False)  # the last trial's graph; this also resets the dtype policy
+        if on_start is not None:
+            on_start(os.getpid())
         with artifact_sink(on_image or (lambda name, image: None)):
             model, log = train_job(job, self.family, self.shape, self.arrays, report)
         kept = log.best_value is not None and not log.pruned and job.beats_incumbent(log.best_value)

@@ -89,20 +89,55 @@ class _State:
         return self.families[name]
 
 
+class EpochReports:
+    """Epoch reports to the parent that do not wait for its answer (a ``PipelinedReporter``).
+
+    The next epoch trains while the parent records the value and asks the pruner; a "stop" answer ends the fit
+    before its next batch. The parent records nothing after the epoch it said "stop" at, so the study sees what a
+    waiting reporter would have given it. Every answer is read before the trial's outcome is sent.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.due = 0  # answers not read yet
+        self.stop = False
+
+    def __call__(self, epoch: int, value: float) -> bool:
+        self.conn.send(("epoch", epoch, value))
+        self.due += 1
+        return self.stop_requested()
+
+    def stop_requested(self) -> bool:
+        while self.due and self.conn.poll():
+            self._read()
+        return self.stop
+
+    def settle(self) -> bool:
+        while self.due:
+            self._read()
+        return self.stop
+
+    def _read(self) -> None:
+        answer = self.conn.recv()
+        self.due -= 1
+        self.stop = self.stop or bool(answer)
+
+
 def run_one(conn: Any, state: _State, job: TrainJob) -> None:
     """Train one job and send its outcome; the model is saved only when it beats the incumbent."""
+    reports = EpochReports(conn)
     try:
         data = state.prepare(job)
-
-        def report(epoch: int, value: float) -> bool:
-            conn.send(("epoch", epoch, value))
-            return bool(conn.recv())
 
         def send_image(name: str, image: Any) -> None:
             conn.send(("image", name, np.asarray(image)))
 
-        with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
-            model, log = train_job(job, state.family(job.family), _SpecOnly(job.data.spec), data, report)
+        try:
+            with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
+                model, log = train_job(job, state.family(job.family), _SpecOnly(job.data.spec), data, reports)
+        finally:
+            reports.settle()  # no answer may be left in the pipe for the next trial
+        log.pruned = log.pruned or reports.stop  # the answer to the last epoch came after the fit
         saved = False
         if job.model_path and log.best_value is not None and not log.pruned and job.beats_incumbent(log.best_value):
             model.save(job.model_path)
