@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -103,60 +101,75 @@ def spawn_workers(
     home: str | None,
     tracking_uri: str,
     storage: str,
-    extra_args: list[str] | None = None,
     trials_per_gpu: int = 1,
-) -> list[subprocess.Popen[bytes]]:
-    """Start one ``automl worker`` process per quota; GPUs round-robin, else CPU threads split.
+) -> list[Any]:
+    """Start one local worker process per quota (``--workers`` with ``--isolation none``); GPUs round-robin,
+    else the CPU threads split between them.
 
-    With ``trials_per_gpu`` K > 1, K workers share a GPU: TensorFlow grows its memory on demand
-    (see ``automl.backend.configure``) and JAX gets a 1/K share of it instead of preallocating 75 %.
+    Each one is forked from the forkserver that has imported Keras, and enters the library (``local_worker``),
+    not the CLI. With ``trials_per_gpu`` K > 1, K workers share a GPU: TensorFlow grows its memory on demand and
+    JAX gets a 1/K share of it instead of preallocating 75 %.
     """
+    from automl.execution import pool
+
     gpus = gpu_count()
     threads = max(1, (os.cpu_count() or 1) // len(quotas))
+    context = pool.start_server()
     processes = []
     for index, quota in enumerate(quotas):
-        env = dict(os.environ)
-        if gpus:
-            env.update(gpu_env(index, gpus, trials_per_gpu))
-        else:
-            env[THREADS_ENV] = str(threads)
-        command = [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "worker",
-            "--study",
-            study,
-            "--trials",
-            str(quota),
-            "--tracking-uri",
-            tracking_uri,
-            "--storage",
-            storage,
-            "--quiet",
-            *(extra_args or []),
-        ]
-        if home:
-            command += ["--home", home]
-        processes.append(subprocess.Popen(command, env=env))
+        env = gpu_env(index, gpus, trials_per_gpu) if gpus else {THREADS_ENV: str(threads)}
+        process = context.Process(
+            target=local_worker,
+            args=(env, study, quota, home, tracking_uri, storage),
+            name=f"automl-worker-{index}",
+        )
+        process.start()
+        processes.append(process)
     return processes
 
 
-def wait_for(processes: list[subprocess.Popen[bytes]], on_tick: Callable[[], Any] | None = None) -> list[int]:
+def local_worker(
+    env: dict[str, str], study: str, quota: int, home: str | None, tracking_uri: str, storage: str
+) -> None:
+    """A local worker process: its device or threads, then ``quota`` trials of ``study`` in this process.
+
+    Exit codes as ``automl worker``'s: 2 for a one-line error, 130 when interrupted, 1 when it stopped early.
+    """
+    import signal
+
+    os.environ.update(env)  # before the backend's first op: the device and the thread pools are read then
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the forkserver ignores it; the search handles it
+    from automl.errors import AutoMLError
+    from automl.runner import worker
+
+    try:
+        result = worker(study, home=home, tracking_uri=tracking_uri, storage=storage, trials=quota)
+    except AutoMLError as exc:
+        print(f"automl worker: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if result.stopped_reason:
+        print(f"automl worker: {result.stopped_reason}", file=sys.stderr)
+        sys.exit(1)
+
+
+def wait_for(processes: list[Any], on_tick: Callable[[], Any] | None = None) -> list[int]:
     """Wait for every worker; forward Ctrl-C/SIGTERM to them; return their exit codes."""
     try:
-        while any(p.poll() is None for p in processes):
+        while any(p.is_alive() for p in processes):
             if on_tick is not None:
                 on_tick()
-            time.sleep(1.0)
+            for p in processes:
+                p.join(timeout=1.0 / len(processes))
     except KeyboardInterrupt:
         for p in processes:
-            if p.poll() is None:
+            if p.is_alive():
                 p.terminate()
         for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            p.join(timeout=30)
+            if p.is_alive():
                 p.kill()
+                p.join()
         raise
-    return [int(p.returncode) for p in processes]
+    return [int(p.exitcode if p.exitcode is not None else 1) for p in processes]

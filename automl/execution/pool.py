@@ -41,12 +41,14 @@ def _context() -> Any:
     return _CONTEXT
 
 
-def start_server() -> None:
-    """Start the forkserver now (it imports Keras in the background) rather than at the first trial."""
+def start_server() -> Any:
+    """Start the forkserver now (it imports Keras in the background) rather than at the first process; its
+    multiprocessing context."""
     from multiprocessing import forkserver
 
-    _context()
+    context = _context()
     forkserver.ensure_running()
+    return context
 
 
 def stop_server() -> None:
