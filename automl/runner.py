@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ from automl.spaces import SearchSpace, pin_params, space_for
 from automl.sqlite_tuning import check_readable
 from automl.study import (
     FINISHED,
+    best_trial,
     count_finished,
     enqueue_starts,
     get_pruner,
@@ -353,6 +355,10 @@ def run_trials(
     )
     limiter = _Quota(quota, session.config.max_failures, progress, budget)
     slots = len(objective.settings.devices)
+    # what exists now (libraries, the data, the stores) outlives the trials: out of the cyclic collector's sight
+    # until they end, a full collection scans only what the trials make
+    gc.collect()
+    gc.freeze()
     try:
         with stop_on_signals():
             if slots == 1:
@@ -368,6 +374,7 @@ def run_trials(
             if interrupts.requested():  # an interrupt that something below swallowed still stops the search
                 raise KeyboardInterrupt
     finally:
+        gc.unfreeze()
         objective.close()  # the trial processes exit
         if interrupts.requested():
             stop_server()  # it may still be importing Keras, holding the terminal's pipes open
@@ -568,7 +575,7 @@ def _summary(session: Session, stopped_reason: str | None) -> SearchResult:
     fit_seconds = float(sum(read_trial(t).fit_seconds or 0.0 for t in trials))
     config = session.config
     try:
-        best = session.study.best_trial
+        best = best_trial(session.study)
     except ValueError:
         best = None
     register_name = config.register_name or config.study_name
@@ -614,7 +621,7 @@ def finalize(session: Session, stopped_reason: str | None, progress: ProgressRep
 def _register_best(session: Session, stopped_reason: str | None, progress: ProgressReporter | None) -> SearchResult:
     study, tracker, config = session.study, session.tracker, session.config
     register_name = config.register_name or config.study_name
-    best = study.best_trial
+    best = best_trial(study)
     assert best.value is not None  # the best trial is a COMPLETE one
     best_value = best.value
     recorded = read_study(study)

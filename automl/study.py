@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import optuna
 
 from automl.config import Direction
 from automl.errors import AutoMLError, StoreError
-from automl.record import queued_attrs, read_study, write_study
+from automl.record import queued_attrs, read_study, read_trial, write_study
 
 logger = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
@@ -140,3 +141,19 @@ def load_study(name: str, storage_url: str) -> optuna.Study:
         known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         hint = f" (studies: {', '.join(known)})" if known else " (it holds no study)"
         raise AutoMLError(f"study '{name}' not found in {storage_url}{hint}") from None
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The study's best trial; among trials tied on its value, one whose model was kept, so none is retrained.
+
+    Two trial slots that finish with the same value both beat the best so far, but only the first keeps its model;
+    Optuna may name the other one best. ``ValueError`` when no trial completed.
+    """
+    best = study.best_trial
+    if read_trial(best).checkpoint:
+        return best
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        kept = read_trial(trial).checkpoint
+        if trial.value == best.value and kept and Path(str(kept)).is_file():
+            return trial
+    return best
