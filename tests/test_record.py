@@ -106,3 +106,20 @@ def test_no_tracking_keeps_the_study_and_saves_the_best_model_without_mlflow(
     resumed = runner.invoke(app, ["resume", "--study", "quick", "--trials", "1", "--home", str(home)])
     assert resumed.exit_code == 0, resumed.output
     assert not (home / "mlflow.db").exists() and len(study.trials) == 3
+
+
+def test_a_tie_for_the_best_value_goes_to_the_trial_whose_model_was_kept(tmp_path: Path) -> None:
+    """Two trial slots that finish with the same value: the one that kept its model is the one registered."""
+    from automl.study import best_trial
+
+    study = optuna.create_study(direction="maximize")
+    kept = tmp_path / "trial-1.keras"
+    for number in range(3):
+        trial = study.ask()
+        if number == 1:
+            kept.write_bytes(b"model")
+            write_trial(trial, checkpoint=str(kept))
+        study.tell(trial, 0.5 if number < 2 else 0.25)
+    assert study.best_trial.number == 0 and best_trial(study).number == 1
+    kept.unlink()
+    assert best_trial(study).number == 0, "a checkpoint that is gone breaks no tie"
