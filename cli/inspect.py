@@ -127,7 +127,7 @@ def trials(study: Study, as_json: Json = False, home: Home = None, storage: Stor
 def best(study: Study, as_json: Json = False, home: Home = None, storage: Storage = None) -> None:
     """The best trial: number, value, params, and the registered model URI."""
     from automl.errors import AutoMLError
-    from automl.study import load_study
+    from automl.study import best_trial, load_study
 
     loaded = load_study(study, _check_local_store(home, storage))
     from automl.config import resolve_store
@@ -137,7 +137,7 @@ def best(study: Study, as_json: Json = False, home: Home = None, storage: Storag
     if registry.startswith("sqlite:///"):  # the model URI it prints lives there: a corrupt registry is one line
         check_readable(Path(registry.removeprefix("sqlite:///")), "MLflow store")
     try:
-        trial = loaded.best_trial
+        trial = best_trial(loaded)
     except ValueError:
         raise AutoMLError(f"study '{study}' has no completed trial yet") from None
     from automl.record import read_study, read_trial, trial_params
