@@ -8,6 +8,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,12 +106,35 @@ class Objective:
             settings.devices,
         )
         self._keeping = threading.Lock()  # trials of several slots may finish at once
+        # a finished trial's run is closed (its epochs logged, its state set) while the next trial starts
+        self._closing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="automl-close-run")
+        self._closes: list[Future[None]] = []
+        self._closes_lock = threading.Lock()  # several trial slots finish trials
         self._kept_value: float | None = None
 
     def close(self) -> None:
-        """Stop the trial processes of an executor this objective opened."""
-        if self._owns_executor:
-            self.executor.close()
+        """Close the finished trials' runs; stop the trial processes of an executor this objective opened."""
+        try:
+            self.flush()
+        finally:
+            self._closing.shutdown(wait=True)
+            if self._owns_executor:
+                self.executor.close()
+
+    def flush(self) -> None:
+        """Wait until every finished trial's run is closed; one that could not be is a warning, not an error."""
+        with self._closes_lock:
+            closes, self._closes = self._closes, []
+        for done in closes:
+            try:
+                done.result()
+            except Exception as exc:  # the trial is recorded in the study; only its run's last writes are missing
+                logger.warning("a trial's MLflow run could not be closed: %s", exc)
+
+    def _close_run_later(self, run_id: str, state: str, log: Any, summary: dict[str, float]) -> None:
+        done = self._closing.submit(self.tracker.finish_trial, run_id, state, list(log.history), summary)
+        with self._closes_lock:  # the closed ones that failed stay, for flush() to report
+            self._closes = [f for f in self._closes if not f.done() or f.exception() is not None] + [done]
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         params = self.space.suggest(
@@ -121,14 +145,13 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.params_for(trial)
         seed = trial_seed(self.settings.seed, trial.number)
-        write_trial(trial, worker=worker_id(), params=params, seed=seed, epochs=self.settings.epochs)
         tags = {
             "automl.seed": str(seed),
             "automl.family": self.family.name,
             "automl.origin": trial_origin(trial),
             **self.provenance,
         }
-        run = _TrialRun(lambda: self._open_run(trial, params, tags))
+        run = _TrialRun(lambda: self._open_run(trial, params, seed, tags))
 
         pruned_at: list[int] = []  # the epoch the pruner stopped the trial at
 
@@ -166,7 +189,7 @@ class Objective:
             if log.pruned:
                 if pruned_at:  # the epochs up to the one the study was told, as a waiting reporter gives
                     log = dataclasses.replace(log, history=log.history[: pruned_at[0] + 1])
-                self.tracker.finish_trial(run.id, "PRUNED", log.history, summary)
+                self._close_run_later(run.id, "PRUNED", log, summary)
                 raise optuna.TrialPruned(f"pruned at epoch {len(log.history) - 1}")
             if log.best_value is None:
                 raise RuntimeError(f"no finite value of {self.monitor} in any epoch")
@@ -174,7 +197,7 @@ class Objective:
             summary[f"best_{self.monitor}"] = log.best_value
             summary["best_epoch"] = float(log.best_epoch or 0)
             self._keep_if_best(trial, result, log.best_value)
-            self.tracker.finish_trial(run.id, "COMPLETE", log.history, summary)
+            self._close_run_later(run.id, "COMPLETE", log, summary)
             return log.best_value
         except optuna.TrialPruned:
             raise
@@ -193,7 +216,9 @@ class Objective:
                 if done.model_path is not None:
                     done.model_path.unlink(missing_ok=True)
 
-    def _open_run(self, trial: optuna.Trial, params: dict[str, Any], tags: dict[str, str]) -> str:
+    def _open_run(self, trial: optuna.Trial, params: dict[str, Any], seed: int, tags: dict[str, str]) -> str:
+        """The trial's record and its MLflow run, written while the executor starts the fit."""
+        write_trial(trial, worker=worker_id(), params=params, seed=seed, epochs=self.settings.epochs)
         run_id = self.tracker.start_trial(self.parent_run_id, trial.number, params, tags)
         write_trial(trial, mlflow_run_id=run_id)
         return run_id
@@ -222,7 +247,7 @@ class Objective:
             self.family.name, params, self.executor.data, self.monitor, seed, incumbent=self._incumbent(trial)
         )
 
-        def started(pid: int) -> None:  # the job is on its way: the run opens while the model is built
+        def started(pid: int) -> None:  # the job is on its way: the record and the run are written meanwhile
             if self.settings.isolation == "process":
                 write_trial(trial, child_pid=pid)
             run.open()

@@ -140,3 +140,28 @@ def test_read_only_artifacts_give_a_clear_error_and_keep_the_trials(home: Path, 
     assert len(study.get_trials()) == 2 and all(t.value is not None for t in study.get_trials())
     children = [r for r in _runs(home, "ro") if r.data.tags.get("automl.role") == "trial"]
     assert len(children) == 2 and all("val_accuracy" in r.data.metrics for r in children)
+
+
+def test_a_run_that_cannot_be_closed_is_a_warning_and_the_trials_stay_recorded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, home: Path
+) -> None:
+    """A finished trial's run is closed on a background thread: a tracking error there loses no trial."""
+    from automl.tracking import Tracker
+
+    finish = Tracker.finish_trial
+
+    def failing(self: Tracker, run_id: str, state: str, *args: object, **kwargs: object) -> None:
+        if state == "COMPLETE":
+            raise RuntimeError("tracking server went away")
+        finish(self, run_id, state, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Tracker, "finish_trial", failing)
+    with caplog.at_level("WARNING", logger="automl.objective"):
+        result = automl.search(
+            "demo:wine", trials=2, epochs=1, study="close", home=str(home), report=False, isolation="none"
+        )
+    assert result.states["COMPLETE"] == 2
+    assert sum("could not be closed: tracking server went away" in r.getMessage() for r in caplog.records) == 2
+    trials = optuna.load_study(study_name="close", storage=f"sqlite:///{home / 'optuna.db'}").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all(read_trial(t).history for t in trials)
