@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -463,12 +464,41 @@ def _run_workers(session: Session, progress: ProgressReporter | None) -> str | N
             progress.on_progress(count_finished(session.study), _best_value(session.study), "")
 
     processes = spawn_workers(
-        config.study_name, quotas, config.home, store.tracking_uri, store.storage, trials_per_gpu=config.trials_per_gpu
+        local_worker,
+        config.study_name,
+        quotas,
+        config.home,
+        store.tracking_uri,
+        store.storage,
+        trials_per_gpu=config.trials_per_gpu,
     )
     with stop_on_signals():  # SIGTERM here, as Ctrl-C, is forwarded to the workers
         codes = wait_for(processes, tick)
     failed = [code for code in codes if code not in (0,)]
     return f"{len(failed)} of {len(codes)} workers exited with errors ({failed})" if failed else None
+
+
+def local_worker(
+    env: dict[str, str], study: str, quota: int, home: str | None, tracking_uri: str, storage: str
+) -> None:
+    """A local worker process: its device or threads, then ``quota`` trials of ``study`` in this process.
+
+    Exit codes as ``automl worker``'s: 2 for a one-line error, 130 when interrupted, 1 when it stopped early.
+    """
+    import signal
+
+    os.environ.update(env)  # before the backend's first op: the device and the thread pools are read then
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the forkserver ignores it; the search handles it
+    try:
+        result = worker(study, home=home, tracking_uri=tracking_uri, storage=storage, trials=quota)
+    except AutoMLError as exc:
+        print(f"automl worker: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if result.stopped_reason:
+        print(f"automl worker: {result.stopped_reason}", file=sys.stderr)
+        sys.exit(1)
 
 
 def worker(

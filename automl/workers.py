@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +95,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def spawn_workers(
+    target: Callable[..., None],
     study: str,
     quotas: list[int],
     home: str | None,
@@ -106,9 +106,10 @@ def spawn_workers(
     """Start one local worker process per quota (``--workers`` with ``--isolation none``); GPUs round-robin,
     else the CPU threads split between them.
 
-    Each one is forked from the forkserver that has imported Keras, and enters the library (``local_worker``),
-    not the CLI. With ``trials_per_gpu`` K > 1, K workers share a GPU: TensorFlow grows its memory on demand and
-    JAX gets a 1/K share of it instead of preallocating 75 %.
+    Each one is forked from the forkserver that has imported Keras and calls ``target(env, study, quota, home,
+    tracking_uri, storage)``: a library entry point (``runner.local_worker``), not the CLI. With ``trials_per_gpu``
+    K > 1, K workers share a GPU: TensorFlow grows its memory on demand and JAX gets a 1/K share of it instead of
+    preallocating 75 %.
     """
     from automl.execution import pool
 
@@ -119,39 +120,13 @@ def spawn_workers(
     for index, quota in enumerate(quotas):
         env = gpu_env(index, gpus, trials_per_gpu) if gpus else {THREADS_ENV: str(threads)}
         process = context.Process(
-            target=local_worker,
+            target=target,
             args=(env, study, quota, home, tracking_uri, storage),
             name=f"automl-worker-{index}",
         )
         process.start()
         processes.append(process)
     return processes
-
-
-def local_worker(
-    env: dict[str, str], study: str, quota: int, home: str | None, tracking_uri: str, storage: str
-) -> None:
-    """A local worker process: its device or threads, then ``quota`` trials of ``study`` in this process.
-
-    Exit codes as ``automl worker``'s: 2 for a one-line error, 130 when interrupted, 1 when it stopped early.
-    """
-    import signal
-
-    os.environ.update(env)  # before the backend's first op: the device and the thread pools are read then
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # the forkserver ignores it; the search handles it
-    from automl.errors import AutoMLError
-    from automl.runner import worker
-
-    try:
-        result = worker(study, home=home, tracking_uri=tracking_uri, storage=storage, trials=quota)
-    except AutoMLError as exc:
-        print(f"automl worker: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    if result.stopped_reason:
-        print(f"automl worker: {result.stopped_reason}", file=sys.stderr)
-        sys.exit(1)
 
 
 def wait_for(processes: list[Any], on_tick: Callable[[], Any] | None = None) -> list[int]:
