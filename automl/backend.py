@@ -27,10 +27,10 @@ def configured_threads() -> int | None:
 
 
 def configure(threads: int | None = None, mixed_precision: bool = False) -> None:
-    """Call before the first op: thread pools (TF), GPU memory growth (TF), mixed precision (any)."""
+    """Call before the first op: thread pools (TF; None: the backend's default), GPU memory growth (TF), mixed
+    precision (any). A trial process gets its threads from its job, never from the environment it inherited."""
     import keras
 
-    threads = threads or configured_threads()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -44,6 +44,18 @@ def configure(threads: int | None = None, mixed_precision: bool = False) -> None
             pass
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def intra_op_threads() -> int | None:
+    """The CPU threads TensorFlow runs one op with in this process (0: its default, every core); None on other
+    backends. Read off the process that trained a trial, so a record shows what the setting became."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return int(tf.config.threading.get_intra_op_parallelism_threads())
 
 
 def enable_determinism() -> None:

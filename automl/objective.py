@@ -185,6 +185,7 @@ class Objective:
                 fit_seconds=log.fit_seconds,
                 dtype_policies=log.dtype_policies,
                 deterministic_ops=log.deterministic,
+                threads=log.threads,
             )
             if log.pruned:
                 if pruned_at:  # the epochs up to the one the study was told, as a waiting reporter gives

@@ -157,6 +157,7 @@ class TrialAttrs:
     fit_seconds: float | None = None
     dtype_policies: list[str] | None = None
     deterministic_ops: bool | None = None
+    threads: int | None = None  # TensorFlow's intra-op threads in the process that trained (0: its default)
     execution_values: list[float] | None = None
     error: str | None = None
     traceback: str | None = None

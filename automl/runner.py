@@ -307,11 +307,12 @@ def prepare(config: SearchConfig, join: bool = False, dataset: Dataset | None = 
 
 
 def trial_settings(session: Session) -> TrialSettings:
-    from automl.backend import configured_threads
     from automl.objective import TrialSettings
     from automl.training import RunOptions
-    from automl.workers import slot_devices
+    from automl.workers import slot_devices, threads_per_worker
 
+    devices = slot_devices(session.workers) if slotted(session) else (None,)
+    on_cpu = all(device is None for device in devices)
     return TrialSettings(
         epochs=session.config.epochs,
         seed=session.config.seed,
@@ -324,10 +325,10 @@ def trial_settings(session: Session) -> TrialSettings:
         options=RunOptions.of(session.config.mixed_precision, session.config.deterministic),
         executions=session.config.executions_per_trial,
         trust_model_code=session.config.trust_model_code,
-        threads=configured_threads(),
+        threads=threads_per_worker(len(devices) if on_cpu else 1),  # CPU slots split the cores
         worker_max_trials=session.config.worker_max_trials,
         worker_max_rss_growth_mb=session.config.worker_max_rss_growth_mb,
-        devices=slot_devices(session.workers) if slotted(session) else (None,),
+        devices=devices,
     )
 
 
@@ -511,9 +512,9 @@ def worker(
     progress: ProgressReporter | None = None,
 ) -> SearchResult:
     """Join an existing study as one more worker: run trials (``trials``, else up to its budget)."""
-    from automl.backend import configure
+    from automl.backend import configure, configured_threads
 
-    configure()
+    configure(configured_threads())
     store = resolve_store(home, tracking_uri, storage)
     study = load_study(study_name, store.storage)
     recorded = read_study(study)

@@ -56,7 +56,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
@@ -67,17 +66,17 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             if read_only(path):  # a finished store on a read-only mount can still be inspected
                 url = f"sqlite:///{immutable_uri(path)}&uri=true"
         if url.startswith("sqlite"):
-            engine_kwargs["connect_args"] = {"timeout": 60}
-        else:
-            engine_kwargs["pool_pre_ping"] = True
-        storage = optuna.storages.RDBStorage(
+            # one machine: a dead worker's trials are found by its host and pid (workers.reap_dead_trials), so no
+            # heartbeat thread and stale-trial query around every trial
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        # many machines: a worker on another host that dies is noticed by its missing heartbeat
+        return optuna.storages.RDBStorage(
             url,
-            engine_kwargs=engine_kwargs,
+            engine_kwargs={"pool_pre_ping": True},
             heartbeat_interval=60,
             grace_period=180,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
-        return storage
     except StoreError:
         raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types; the user must see the URL

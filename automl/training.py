@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import keras
 import numpy as np
 
+from automl.backend import intra_op_threads
 from automl.config import Direction
 from automl.data import Dataset, DataSpec
 from automl.errors import AutoMLError
@@ -200,6 +201,7 @@ class EpochLog:
     # what the trained model ran with, read off the model and the process that trained it
     dtype_policies: list[str] = field(default_factory=list)
     deterministic: bool = False
+    threads: int | None = None  # TensorFlow's intra-op threads (0: its default); None on other backends
 
 
 @dataclass
@@ -229,13 +231,17 @@ class EpochCallback(keras.callbacks.Callback):
         y_std: float,
         report: Reporter | None = None,
         require_monitor: bool = True,
+        worth_keeping: Callable[[float], bool] | None = None,
     ) -> None:
+        """``worth_keeping(value)``: whether a model at this value could be saved (it beats the study's best);
+        the best epoch's weights are copied only then. None: always."""
         super().__init__()
         self.monitor = monitor
         self.sign = 1.0 if direction == "maximize" else -1.0
         self.y_std = y_std
         self.report = report
         self.require_monitor = require_monitor
+        self.worth_keeping = worth_keeping
         self.log = EpochLog()
         self._best_weights: list[np.ndarray] | None = None
         # a pipelined reporter's answer may arrive while the next epoch trains: checked before each batch
@@ -283,7 +289,7 @@ class EpochCallback(keras.callbacks.Callback):
             self.log.best_value is None or self.sign * value > self.sign * self.log.best_value
         ):
             self.log.best_value, self.log.best_epoch = value, epoch
-            if live:
+            if live and (self.worth_keeping is None or self.worth_keeping(value)):
                 self._best_weights = self.model.get_weights()
         if live and self.report is not None and self.report(epoch, value):
             self._prune()
@@ -417,10 +423,13 @@ def train(
     direction: str,
     report: Reporter | None = None,
     options: RunOptions | None = None,
+    worth_keeping: Callable[[float], bool] | None = None,
 ) -> tuple[keras.Model, EpochLog]:
     """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log.
 
     ``options`` (dtype policy, determinism) are applied before the build; None leaves the process as it is.
+    ``worth_keeping(value)`` says whether a model at that value could be kept: a model whose best value is not
+    worth keeping comes back at its last epoch's weights (the best epoch's are not copied).
     """
     if options is not None:
         options.apply()
@@ -431,9 +440,12 @@ def train(
     else:
         compile_model(model, params, dataset.task)
     # the default loop always logs the monitor; a family's own fit may return the objective instead (FitResult)
-    callback = EpochCallback(monitor, direction, data.y_std, report, require_monitor=family.fit is None)
+    callback = EpochCallback(
+        monitor, direction, data.y_std, report, require_monitor=family.fit is None, worth_keeping=worth_keeping
+    )
     callback.log.dtype_policies = sorted({layer.dtype_policy.name for layer in model.layers})
     callback.log.deterministic = determinism_enabled()
+    callback.log.threads = intra_op_threads()
     fit = family.fit or fit_model
     start = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from automl.backend import THREADS_ENV, gpu_count
+from automl.backend import THREADS_ENV, configured_threads, gpu_count
 from automl.record import read_trial, write_stored_trial
 from automl.study import enqueue_retry
 
@@ -48,7 +48,8 @@ def _alive(pid: int) -> bool:
 def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) -> list[int]:
     """Fail RUNNING trials whose worker process on this host is gone; retry each (at most twice).
 
-    Trials from other hosts are left to Optuna's heartbeat (RDB storages) after its grace period.
+    Trials from other hosts are left to Optuna's heartbeat (server databases; SQLite is one machine's) after its
+    grace period.
     """
     host = socket.gethostname()
     reaped = []
@@ -76,6 +77,15 @@ def reap_dead_trials(study: optuna.Study, kill_run: Callable[[str, str], None]) 
     if reaped:
         logger.warning("marked trials %s of dead workers as failed and queued them again", reaped)
     return reaped
+
+
+def threads_per_worker(workers: int) -> int | None:
+    """CPU threads for each of ``workers`` local trial processes on the CPU: ``AUTOML_THREADS`` when the user set
+    it, else the cores split between them; None for one worker (the backend's default, every core)."""
+    configured = configured_threads()
+    if configured or workers <= 1:
+        return configured
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def gpu_env(index: int, gpus: int, trials_per_gpu: int) -> dict[str, str]:
@@ -114,11 +124,11 @@ def spawn_workers(
     from automl.execution import pool
 
     gpus = gpu_count()
-    threads = max(1, (os.cpu_count() or 1) // len(quotas))
+    threads = threads_per_worker(len(quotas))
     context = pool.start_server()
     processes = []
     for index, quota in enumerate(quotas):
-        env = gpu_env(index, gpus, trials_per_gpu) if gpus else {THREADS_ENV: str(threads)}
+        env = gpu_env(index, gpus, trials_per_gpu) if gpus else {THREADS_ENV: str(threads or 0)}
         process = context.Process(
             target=target,
             args=(env, study, quota, home, tracking_uri, storage),

@@ -156,3 +156,27 @@ def test_a_deterministic_trial_in_a_trial_process_reproduces_bit_for_bit(
             assert again.deterministic and again.reproduced == trial.value, (again.reproduced, trial.value)
             assert again.history_max_difference == 0.0
     assert runs[0] == runs[1], "two searches with the same seed trained the same models, bit for bit"
+
+
+def test_thread_counts_reach_every_trial_process(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Read off the processes that trained: AUTOML_THREADS for one slot; the cores split between CPU slots."""
+    monkeypatch.delenv("AUTOML_ISOLATION", raising=False)
+    monkeypatch.setenv("AUTOML_THREADS", "1")
+    automl.search("demo:wine", trials=2, epochs=1, study="one", home=str(home), report=False, pruner="none")
+    monkeypatch.delenv("AUTOML_THREADS")
+    automl.search("demo:wine", trials=2, epochs=1, study="default", home=str(home), report=False, pruner="none")
+    automl.search(
+        "demo:wine", trials=2, epochs=1, workers=2, study="split", home=str(home), report=False, pruner="none"
+    )
+    storage = f"sqlite:///{home / 'optuna.db'}"
+
+    def recorded(study: str) -> list[tuple[int | None, int | None]]:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+        assert len(trials) == 2 and all(read_trial(t).child_pid not in (None, os.getpid()) for t in trials)
+        return [(read_trial(t).threads, read_trial(t).child_pid) for t in trials]
+
+    assert [threads for threads, _ in recorded("one")] == [1, 1]
+    assert [threads for threads, _ in recorded("default")] == [0, 0], "TensorFlow's own default: every core"
+    split = recorded("split")
+    assert len({pid for _, pid in split}) == 2, "a trial process per slot"
+    assert [threads for threads, _ in split] == [max(1, (os.cpu_count() or 1) // 2)] * 2

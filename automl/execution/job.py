@@ -127,4 +127,15 @@ def train_job(
     import keras
 
     keras.utils.set_random_seed(job.seed)
-    return train(family, job.params, shape, data, job.epochs, job.monitor, job.direction, report, options=job.options)
+    return train(
+        family,
+        job.params,
+        shape,
+        data,
+        job.epochs,
+        job.monitor,
+        job.direction,
+        report,
+        options=job.options,
+        worth_keeping=job.beats_incumbent,
+    )

@@ -6,6 +6,7 @@ after the fit, as the search's registration does it, on one small demo data set 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,47 @@ def test_hooks_after_the_fit(name: str, task: str | None, tmp_path: Path) -> Non
     outputs = predict_inputs(packaged.model, adapt_input(packaged.metadata, example))
     rows = len(next(iter(example.values()))) if isinstance(example, dict) else len(example)  # a translator's dict
     assert len(outputs) == rows and np.isfinite(np.asarray(outputs, dtype="float64")).all()
+
+
+def test_the_best_epochs_weights_are_copied_only_when_the_model_could_be_kept() -> None:
+    """A model that cannot beat the study's best comes back at its last epoch (no copy per improving epoch); one
+    that can comes back at its best epoch's weights."""
+    import keras
+
+    dataset = load_dataset("demo:wine")
+    family = families.get("mlp")
+    params = {
+        "n_layers": 2,
+        "units": 64,
+        "width_shape": "constant",
+        "activation": "relu",
+        "dropout": 0.0,
+        "l2": 0.0,
+        "batch_norm": False,
+        "batch_size": 16,
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "loss": "cross_entropy",
+    }
+    data = TrainingData.from_dataset(dataset)
+    seen: list[list[np.ndarray]] = []
+    original_fit = family.fit
+
+    def fit_watching(model: Any, params: Any, data: Any, epochs: int, callbacks: list[Any]) -> Any:
+        class Watch(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                seen.append(self.model.get_weights())
+
+        from automl.training import fit_model
+
+        return (original_fit or fit_model)(model, params, data, epochs, [*callbacks, Watch()])
+
+    family = dataclasses.replace(family, fit=fit_watching)
+    for worth_keeping in (None, lambda value: False):
+        seen.clear()
+        keras.utils.set_random_seed(0)
+        model, log = train(family, params, dataset, data, 6, "val_accuracy", "maximize", worth_keeping=worth_keeping)
+        assert log.best_epoch is not None and len(seen) == 6
+        expected = seen[log.best_epoch] if worth_keeping is None else seen[-1]
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), expected, strict=True))
+        assert log.best_epoch < 5, "the best epoch is not the last: the test tells the two apart"
