@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -109,6 +110,7 @@ class Objective:
         # a finished trial's run is closed (its epochs logged, its state set) while the next trial starts
         self._closing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="automl-close-run")
         self._closes: list[Future[None]] = []
+        self._to_close: list[Callable[[], None]] = []  # finished runs, closed once the next fit is on its way
         self._closes_lock = threading.Lock()  # several trial slots finish trials
         self._kept_value: float | None = None
 
@@ -123,6 +125,7 @@ class Objective:
 
     def flush(self) -> None:
         """Wait until every finished trial's run is closed; one that could not be is a warning, not an error."""
+        self._start_closing()
         with self._closes_lock:
             closes, self._closes = self._closes, []
         for done in closes:
@@ -132,9 +135,17 @@ class Objective:
                 logger.warning("a trial's MLflow run could not be closed: %s", exc)
 
     def _close_run_later(self, run_id: str, state: str, log: Any, summary: dict[str, float]) -> None:
-        done = self._closing.submit(self.tracker.finish_trial, run_id, state, list(log.history), summary)
+        close = functools.partial(self.tracker.finish_trial, run_id, state, list(log.history), summary)
+        with self._closes_lock:
+            self._to_close.append(close)
+
+    def _start_closing(self) -> None:
+        """Hand the finished runs to the closing thread. Called once the next fit is on its way (or by ``flush``),
+        so their MLflow writes do not hold the GIL while the search tells the study and asks for the next trial."""
         with self._closes_lock:  # the closed ones that failed stay, for flush() to report
-            self._closes = [f for f in self._closes if not f.done() or f.exception() is not None] + [done]
+            pending, self._to_close = self._to_close, []
+            started = [self._closing.submit(close) for close in pending]
+            self._closes = [f for f in self._closes if not f.done() or f.exception() is not None] + started
 
     def params_for(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         params = self.space.suggest(
@@ -154,6 +165,7 @@ class Objective:
         run = _TrialRun(lambda: self._open_run(trial, params, seed, tags))
 
         pruned_at: list[int] = []  # the epoch the pruner stopped the trial at
+        prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)  # else no trial read per epoch
 
         def report(epoch: int, value: float) -> bool:
             if interrupts.requested():  # raised where something (a database driver, TensorFlow) swallowed it
@@ -163,7 +175,7 @@ class Objective:
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, self.settings.epochs, value)
             trial.report(value, epoch)
-            if trial.should_prune():
+            if prunes and trial.should_prune():
                 pruned_at.append(epoch)
                 return True
             return False
@@ -252,6 +264,7 @@ class Objective:
             if self.settings.isolation == "process":
                 write_trial(trial, child_pid=pid)
             run.open()
+            self._start_closing()
 
         def on_image(name: str, image: Any) -> None:
             self.tracker.log_image(run.id, image, name)
