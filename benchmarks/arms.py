@@ -7,6 +7,7 @@ Library imports stay inside the functions: the worker imports what its arm needs
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -77,13 +78,26 @@ class AutomlArm:
             self.session.study.enqueue_trial(params)
 
     def run(self, gate: Gate) -> None:
+        """One ``run_trials`` for every config, as a search runs: the trial process lives across the blocks (as it
+        does for a user), and the arm waits for its next turn between two trials, in the progress callback."""
         from automl.runner import run_trials
 
-        done = 0
-        for size in _blocks(len(self.configs), self.block):
-            gate(done)
-            run_trials(self.session, size)
-            done += size
+        total = len(self.configs)
+        starts = set(itertools.accumulate(_blocks(total, self.block)))
+
+        class BlockGate:
+            def on_start(self, *args: Any) -> None:
+                pass
+
+            def on_progress(self, done: int, best: float | None, last: str) -> None:
+                if done in starts and done < total:
+                    gate(done)
+
+            def on_finalize(self, message: str) -> None:
+                pass
+
+        gate(0)
+        run_trials(self.session, total, progress=BlockGate())
 
     def finish(self) -> dict[str, Any]:
         from automl.runner import finalize

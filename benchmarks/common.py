@@ -80,8 +80,9 @@ def suggest_mlp(trial: Any) -> dict[str, Any]:
         "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128, 256]),
         "loss": trial.suggest_categorical("loss", ["cross_entropy"]),
         "optimizer": trial.suggest_categorical("optimizer", ["adam", "adamw", "sgd", "rmsprop"]),
-        "learning_rate": trial.suggest_float("learning_rate", 1.0e-4, 3.0e-2, log=True),
     }
+    low, high = (1.0e-3, 0.3) if params["optimizer"] == "sgd" else (1.0e-4, 1.0e-2)  # SGD takes larger steps
+    params["learning_rate"] = trial.suggest_float("learning_rate", low, high, log=True)
     if params["optimizer"] == "sgd":
         params["momentum"] = trial.suggest_float("momentum", 0.0, 0.99)
     if params["optimizer"] == "adamw":
