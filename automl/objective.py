@@ -106,7 +106,7 @@ class Objective:
             settings.worker_max_rss_growth_mb,
             settings.devices,
         )
-        self._keeping = threading.Lock()  # trials of several slots may finish at once
+        self._keeping = threading.RLock()  # trials of several slots may finish at once
         # a finished trial's run is closed (its epochs logged, its state set) while the next trial starts
         self._closing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="automl-close-run")
         self._closes: list[Future[None]] = []
@@ -192,13 +192,7 @@ class Objective:
             if self.family.name.startswith("hypermodel:"):
                 write_trial(trial, params=params)  # a hypermodel's fit() may have drawn more params
             summary = {"fit_seconds": log.fit_seconds, "trial_seconds": time.perf_counter() - start}
-            write_trial(
-                trial,
-                fit_seconds=log.fit_seconds,
-                dtype_policies=log.dtype_policies,
-                deterministic_ops=log.deterministic,
-                threads=log.threads,
-            )
+            write_trial(trial, fit_seconds=log.fit_seconds)
             if log.pruned:
                 if pruned_at:  # the epochs up to the one the study was told, as a waiting reporter gives
                     log = dataclasses.replace(log, history=log.history[: pruned_at[0] + 1])
@@ -226,8 +220,8 @@ class Objective:
             raise
         finally:
             for done in results:  # a trial process's saved model, unless it became the checkpoint
-                if done.model_path is not None:
-                    done.model_path.unlink(missing_ok=True)
+                if done.discard is not None:
+                    done.discard()
 
     def _open_run(self, trial: optuna.Trial, params: dict[str, Any], seed: int, tags: dict[str, str]) -> str:
         """The trial's record and its MLflow run, written while the executor starts the fit."""
@@ -269,15 +263,20 @@ class Objective:
         def on_image(name: str, image: Any) -> None:
             self.tracker.log_image(run.id, image, name)
 
+        def built(log: Any) -> None:  # known before the fit: recorded while the model trains
+            write_trial(
+                trial, dtype_policies=log.dtype_policies, deterministic_ops=log.deterministic, threads=log.threads
+            )
+
         try:
-            result = self.executor.run(job, report, on_image, started)
+            result = self.executor.run(job, report, on_image, started, built)
         except TrialProcessError as exc:
             batch = int(params.get("batch_size", 0) or 0)
             if not (exc.oom and self.settings.oom_retry and batch > 1):
                 raise
             write_trial(trial, oom_retry={"batch_size": batch // 2, "reason": str(exc).splitlines()[0]})
             job = dataclasses.replace(job, params={**params, "batch_size": batch // 2})
-            result = self.executor.run(job, report, on_image, started)
+            result = self.executor.run(job, report, on_image, started, built)
         results.append(result)
         return result
 
@@ -325,15 +324,25 @@ class Objective:
         if self._kept_value is not None:  # a trial of another slot kept its model but is not told yet
             best = self._kept_value if best is None else (max if maximize else min)(best, self._kept_value)
         better = best is None or (value > best if maximize else value < best)
-        if not better or result.save is None:
+        if not better or result.keep is None:
             return
         self.settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.checkpoint_dir / f"trial-{trial.number}.keras"
-        result.save(path)
-        write_trial(trial, checkpoint=str(path))
-        if self._checkpoint is not None and self._checkpoint != path:
-            self._checkpoint.unlink(missing_ok=True)
+        old, old_value = self._checkpoint, self._kept_value
         self._checkpoint, self._kept_value = path, value
+        try:  # a trial process may still be writing the model: it lands at ``path`` later, then the old one goes
+            result.keep(path, functools.partial(self._tidy_checkpoints, old, path))
+        except BaseException:
+            self._checkpoint, self._kept_value = old, old_value
+            raise
+        write_trial(trial, checkpoint=str(path))
+
+    def _tidy_checkpoints(self, *paths: Path | None) -> None:
+        """Once a kept model landed: remove the checkpoint it replaced, or itself if a better one came meanwhile."""
+        with self._keeping:
+            for path in paths:
+                if path is not None and path != self._checkpoint:
+                    path.unlink(missing_ok=True)
 
 
 class _TrialRun:

@@ -133,18 +133,17 @@ class _Quota:
         failed = trial.state == optuna.trial.TrialState.FAIL
         self.failures = self.failures + 1 if failed else 0
         self.finished += trial.state in FINISHED
+        in_study = count_finished(study) if self.progress is not None or self.budget is not None else 0
         if self.progress is not None:
             value = "-" if trial.value is None else f"{trial.value:.4g}"
-            self.progress.on_progress(
-                count_finished(study), _best_value(study), f"#{trial.number} {trial.state.name} {value}"
-            )
+            self.progress.on_progress(in_study, _best_value(study), f"#{trial.number} {trial.state.name} {value}")
         if self.max_failures and self.failures >= self.max_failures:
             self.stopped_reason = (
                 f"stopped after {self.failures} consecutive failed trials "
                 f"(last error: {read_trial(trial).error or 'unknown'})"
             )
             study.stop()
-        elif self.finished >= self.quota or (self.budget is not None and count_finished(study) >= self.budget):
+        elif self.finished >= self.quota or (self.budget is not None and in_study >= self.budget):
             study.stop()
 
 

@@ -424,12 +424,14 @@ def train(
     report: Reporter | None = None,
     options: RunOptions | None = None,
     worth_keeping: Callable[[float], bool] | None = None,
+    on_built: Callable[[EpochLog], None] | None = None,
 ) -> tuple[keras.Model, EpochLog]:
     """Build, compile and fit one model; returns it at its best epoch's weights with the epoch log.
 
     ``options`` (dtype policy, determinism) are applied before the build; None leaves the process as it is.
     ``worth_keeping(value)`` says whether a model at that value could be kept: a model whose best value is not
-    worth keeping comes back at its last epoch's weights (the best epoch's are not copied).
+    worth keeping comes back at its last epoch's weights (the best epoch's are not copied). ``on_built(log)`` is
+    called before the fit, once the log holds what the model runs with (dtype policies, determinism, threads).
     """
     if options is not None:
         options.apply()
@@ -446,6 +448,8 @@ def train(
     callback.log.dtype_policies = sorted({layer.dtype_policy.name for layer in model.layers})
     callback.log.deterministic = determinism_enabled()
     callback.log.threads = intra_op_threads()
+    if on_built is not None:  # what the model runs with is known now: the caller may record it during the fit
+        on_built(callback.log)
     fit = family.fit or fit_model
     start = time.perf_counter()
     try:

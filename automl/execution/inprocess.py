@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from automl.execution.job import DataRef, ImageSink, TrainJob, TrainResult, train_job
+from automl.execution.job import BuiltHook, DataRef, ImageSink, KeptHook, TrainJob, TrainResult, train_job
 from automl.training import DataShape, Reporter, TrainingData, artifact_sink
 
 
@@ -29,6 +31,7 @@ class InProcessExecutor:
         report: Reporter | None = None,
         on_image: ImageSink | None = None,
         on_start: Callable[[int], None] | None = None,
+        on_built: BuiltHook | None = None,
     ) -> TrainResult:
         import keras
 
@@ -36,11 +39,20 @@ class InProcessExecutor:
         if on_start is not None:
             on_start(os.getpid())
         with artifact_sink(on_image or (lambda name, image: None)):
-            model, log = train_job(job, self.family, self.shape, self.arrays, report)
+            model, log = train_job(job, self.family, self.shape, self.arrays, report, on_built)
         kept = log.best_value is not None and not log.pruned and job.beats_incumbent(log.best_value)
-        return TrainResult(log, model.save if kept else None, os.getpid())
+        return TrainResult(log, _saver(model) if kept else None, os.getpid())
 
     def close(self) -> None:
         import keras
 
         keras.utils.clear_session(free_memory=False)
+
+
+def _saver(model: Any) -> Callable[[Path, KeptHook | None], None]:
+    def keep(path: Path, then: KeptHook | None = None) -> None:
+        model.save(path)
+        if then is not None:
+            then()
+
+    return keep

@@ -90,14 +90,27 @@ class TrainJob:
         return value > self.incumbent if self.direction == "maximize" else value < self.incumbent
 
 
+def partial_path(path: str) -> str:
+    """Where a trial process writes a model before it moves it to ``path`` in one step (Keras wants ``.keras``)."""
+    return f"{path.removesuffix('.keras')}.partial.keras"
+
+
+BuiltHook = Callable[[EpochLog], None]  # the log before the fit: what the model runs with (dtype policies, ...)
+KeptHook = Callable[[], None]  # called once a kept model is at its path
+
+
 @dataclass
 class TrainResult:
-    """What an executor gives back: the epoch log, and how to save the model when it was kept."""
+    """What an executor gives back: the epoch log, and how to keep the model when it may be kept.
+
+    ``keep(path, then)`` puts the model at ``path`` and calls ``then()`` once it is there: a trial process may
+    still be writing it, so that can be after ``keep`` returns. ``discard()`` drops a model not kept.
+    """
 
     log: EpochLog
-    save: Callable[[Path], Any] | None = None  # None: not kept (pruned, or no better than the incumbent)
+    keep: Callable[[Path, KeptHook | None], None] | None = None  # None: not kept (pruned, or not better)
     pid: int | None = None  # the process that trained it
-    model_path: Path | None = None  # a saved model's scratch file: the caller removes it unless ``save`` moved it
+    discard: Callable[[], None] | None = None
 
 
 class Executor(Protocol):
@@ -112,16 +125,22 @@ class Executor(Protocol):
         report: Reporter | None = None,
         on_image: ImageSink | None = None,
         on_start: Callable[[int], None] | None = None,
+        on_built: BuiltHook | None = None,
     ) -> TrainResult:
-        """Train ``job``; ``report(epoch, value)`` says whether to stop; raises ``TrialProcessError`` when the
-        trial's process crashed or was killed."""
+        """Train ``job``; ``report(epoch, value)`` says whether to stop; ``on_built(log)`` comes before the fit;
+        raises ``TrialProcessError`` when the trial's process crashed or was killed."""
         ...
 
     def close(self) -> None: ...
 
 
 def train_job(
-    job: TrainJob, family: Any, shape: DataShape, data: TrainingData, report: Reporter | None = None
+    job: TrainJob,
+    family: Any,
+    shape: DataShape,
+    data: TrainingData,
+    report: Reporter | None = None,
+    on_built: BuiltHook | None = None,
 ) -> tuple[Any, EpochLog]:
     """Seed, apply the job's run options and fit: every caller trains a job this one way."""
     import keras
@@ -138,4 +157,5 @@ def train_job(
         report,
         options=job.options,
         worth_keeping=job.beats_incumbent,
+        on_built=on_built,
     )

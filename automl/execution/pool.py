@@ -24,7 +24,16 @@ from typing import Any
 import numpy as np
 
 from automl.data import DataSpec
-from automl.execution.job import DataRef, ImageSink, TrainJob, TrainResult, TrialProcessError
+from automl.execution.job import (
+    BuiltHook,
+    DataRef,
+    ImageSink,
+    KeptHook,
+    TrainJob,
+    TrainResult,
+    TrialProcessError,
+    partial_path,
+)
 from automl.training import NonFiniteLoss, Reporter, TrainingData
 
 logger = logging.getLogger(__name__)
@@ -95,28 +104,43 @@ class _TrialProcess:
         self.first_rss: int | None = None  # after its first trial: what later growth is measured from
         self.rss: int | None = None
         self.idle_pending = False  # it still owes the ("idle", rss) message of its last trial
+        self.pending: _PendingModel | None = None  # the model it writes after its last trial's result
 
     @property
     def pid(self) -> int:
         return int(self.process.pid or 0)
 
     def settle(self) -> bool:
-        """Wait for the last trial's ``idle`` message; False if the process is no longer usable."""
+        """Wait for the last trial's ``idle`` message (its model written first, when it saves one); False if the
+        process is no longer usable."""
         if not self.idle_pending:
             return self.process.is_alive()
-        try:
-            if not self.conn.poll(IDLE_TIMEOUT_S):
-                return False
-            message = self.conn.recv()
-        except (EOFError, OSError):
-            return False
         self.idle_pending = False
+        try:
+            while True:
+                if not self.conn.poll(IDLE_TIMEOUT_S):
+                    return self._lost()
+                message = self.conn.recv()
+                if message[0] != "saved":
+                    break
+                self._written(message[1])
+        except (EOFError, OSError):
+            return self._lost()
         if message[0] != "idle":
-            return False
+            return self._lost()
         self.rss = int(message[1])
         if self.first_rss is None:
             self.first_rss = self.rss
         return True
+
+    def _written(self, error: str | None) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.written(error)
+
+    def _lost(self) -> bool:
+        self._written(f"trial process {self.pid} ended before it wrote the model")
+        return False
 
     def growth_mb(self) -> float:
         if self.rss is None or self.first_rss is None:
@@ -124,7 +148,8 @@ class _TrialProcess:
         return (self.rss - self.first_rss) / 2**20
 
     def stop(self) -> None:
-        """Ask it to exit; kill it if it does not."""
+        """Ask it to exit once it wrote its last model; kill it if it does not."""
+        self.settle()
         with contextlib.suppress(OSError, ValueError):
             self.conn.send(("stop",))
         self.process.join(timeout=5)
@@ -136,6 +161,7 @@ class _TrialProcess:
             self.process.kill()
             self.process.join(timeout=10)
         self.conn.close()
+        self._lost()
 
 
 class PoolExecutor:
@@ -210,10 +236,11 @@ class PoolExecutor:
         report: Reporter | None = None,
         on_image: ImageSink | None = None,
         on_start: Callable[[int], None] | None = None,
+        on_built: BuiltHook | None = None,
     ) -> TrainResult:
         index = self._acquire()
         try:
-            return self._run_on(index, job, report, on_image, on_start)
+            return self._run_on(index, job, report, on_image, on_start, on_built)
         finally:
             self._release(index)
 
@@ -224,6 +251,7 @@ class PoolExecutor:
         report: Reporter | None,
         on_image: ImageSink | None,
         on_start: Callable[[int], None] | None,
+        on_built: BuiltHook | None,
     ) -> TrainResult:
         worker = self._ready(index)
         model_path = self.scratch / f"model-{os.getpid()}-{next(self._names)}.keras"
@@ -242,6 +270,9 @@ class PoolExecutor:
                 kind = message[0]
                 if kind == "epoch":
                     worker.conn.send(bool(report(message[1], message[2])) if report else False)
+                elif kind == "built":
+                    if on_built is not None:
+                        on_built(message[1])
                 elif kind == "image":
                     if on_image is not None:
                         on_image(message[1], message[2])
@@ -249,10 +280,11 @@ class PoolExecutor:
                     answered = True
                     worker.trials += 1
                     worker.idle_pending = True
-                    _, log, saved = message
-                    if not saved:
+                    _, log, will_save = message
+                    if not will_save:
                         return TrainResult(log, None, worker.pid)
-                    return TrainResult(log, _mover(model_path), worker.pid, model_path)
+                    worker.pending = _PendingModel(model_path)  # written while the caller records the trial
+                    return TrainResult(log, worker.pending.keep, worker.pid, worker.pending.discard)
                 elif kind == "error":
                     answered = True
                     worker.trials += 1
@@ -282,8 +314,51 @@ class PoolExecutor:
         Path(self._data.path).unlink(missing_ok=True)
 
 
-def _mover(source: Path) -> Callable[[Path], Any]:
-    def save(path: Path) -> None:
-        shutil.move(str(source), str(path))
+class _PendingModel:
+    """A model its trial process writes after it sent the trial's result. Once both are known, the write's outcome
+    and the caller's choice (keep it at a path, or discard it), it is moved there or removed."""
 
-    return save
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self._lock = threading.Lock()
+        self._outcome: tuple[str | None] | None = None  # (error or None,) once the process wrote it or failed
+        self._choice: tuple[Path | None, KeptHook | None] | None = None  # (where, then); where None: discard
+
+    def keep(self, path: Path, then: KeptHook | None = None) -> None:
+        self._choose(path, then)
+
+    def discard(self) -> None:
+        self._choose(None, None)
+
+    def written(self, error: str | None) -> None:
+        with self._lock:
+            self._outcome = (error,)
+            ready = self._choice is not None
+        if ready:
+            self._finish()
+
+    def _choose(self, path: Path | None, then: KeptHook | None) -> None:
+        with self._lock:
+            if self._choice is not None:  # kept already: the caller's discard() of every result is a no-op
+                return
+            self._choice = (path, then)
+            ready = self._outcome is not None
+        if ready:
+            self._finish()
+
+    def _finish(self) -> None:
+        assert self._outcome is not None and self._choice is not None
+        (error,), (path, then) = self._outcome, self._choice
+        if error is None and path is not None:
+            try:
+                shutil.move(str(self.scratch), str(path))
+            except OSError as exc:
+                logger.warning("a kept model could not be moved to %s: %s", path, exc)
+                return
+            if then is not None:
+                then()
+            return
+        self.scratch.unlink(missing_ok=True)
+        Path(partial_path(str(self.scratch))).unlink(missing_ok=True)  # a process that died while writing it
+        if error is not None and path is not None:
+            logger.warning("a kept model could not be written (%s); the trial is retrained if it is needed", error)

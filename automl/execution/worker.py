@@ -3,12 +3,14 @@
 A worker loads the training arrays once, then runs the jobs it receives one after another: each epoch's value goes to
 the parent over the pipe, which answers whether to stop (pruning). Protocol, parent -> worker: ``("job", TrainJob)``
 or ``("stop",)``; worker -> parent: ``("epoch", n, value)`` (answered with a bool), ``("image", name, array)``,
-then ``("done", log, saved)`` or ``("error", text, traceback, oom, non_finite)``, then ``("idle", rss_bytes)`` once
-the trial's memory is released.
+``("built", log)`` before the fit, then ``("done", log, will_save)`` or ``("error", text, traceback, oom,
+non_finite)``; after a ``will_save`` done, ``("saved", error or None)`` once the model is written; then
+``("idle", rss_bytes)`` once the trial's memory is released.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -19,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from automl.data import DataSpec
-from automl.execution.job import TrainJob, train_job
-from automl.training import NonFiniteLoss, TrainingData, artifact_sink
+from automl.execution.job import TrainJob, partial_path, train_job
+from automl.training import EpochLog, NonFiniteLoss, TrainingData, artifact_sink
 
 OOM_ERRORS = ("ResourceExhaustedError", "MemoryError", "XlaRuntimeError")
 
@@ -125,7 +127,8 @@ class EpochReports:
 
 
 def run_one(conn: Any, state: _State, job: TrainJob) -> None:
-    """Train one job and send its outcome; the model is saved only when it beats the incumbent."""
+    """Train one job and send its outcome. The model is saved only when it beats the incumbent, and after the
+    outcome is sent: the parent tells the study and asks for the next trial meanwhile."""
     reports = EpochReports(conn)
     try:
         data = state.prepare(job)
@@ -133,18 +136,19 @@ def run_one(conn: Any, state: _State, job: TrainJob) -> None:
         def send_image(name: str, image: Any) -> None:
             conn.send(("image", name, np.asarray(image)))
 
+        def send_built(log: EpochLog) -> None:  # recorded by the parent while the model trains
+            conn.send(("built", log))
+
         try:
             with artifact_sink(send_image):  # the parent logs what the trial draws to the trial's run
-                model, log = train_job(job, state.family(job.family), _SpecOnly(job.data.spec), data, reports)
+                model, log = train_job(
+                    job, state.family(job.family), _SpecOnly(job.data.spec), data, reports, send_built
+                )
         finally:
             reports.settle()  # no answer may be left in the pipe for the next trial
         log.pruned = log.pruned or reports.stop  # the answer to the last epoch came after the fit
-        saved = False
-        if job.model_path and log.best_value is not None and not log.pruned and job.beats_incumbent(log.best_value):
-            model.save(job.model_path)
-            saved = True
-        del model
-        conn.send(("done", log, saved))
+        best = log.best_value
+        save = bool(job.model_path) and best is not None and not log.pruned and job.beats_incumbent(best)
     except (BrokenPipeError, EOFError):
         raise
     except BaseException as exc:  # everything else goes back to the parent, which records the trial
@@ -152,6 +156,25 @@ def run_one(conn: Any, state: _State, job: TrainJob) -> None:
         conn.send(
             ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), oom, isinstance(exc, NonFiniteLoss))
         )
+        return
+    conn.send(("done", log, save))
+    if save:
+        assert job.model_path is not None
+        conn.send(("saved", save_model(model, job.model_path)))
+
+
+def save_model(model: Any, path: str) -> str | None:
+    """Write ``model`` to ``path`` in one step (a killed process leaves no half-written file there); the error,
+    if it could not be saved."""
+    partial = partial_path(path)
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _unfiltered_tracebacks() -> None:
