@@ -53,14 +53,16 @@ class DataSetup:
     families: tuple[str, ...]
     cli_options: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # the same options as SearchConfig fields
+    task_name: str = ""  # set for the unsupervised families' data sets
+    metric_name: str = ""  # the ``automl search --json`` test metric scored; set with task_name
 
     @property
     def task(self) -> str:
-        return "regression" if self.kind == "series" else "classification"
+        return self.task_name or ("regression" if self.kind == "series" else "classification")
 
     @property
     def metric(self) -> str:
-        return "test_rmse" if self.task == "regression" else "test_accuracy"
+        return self.metric_name or ("test_rmse" if self.task == "regression" else "test_accuracy")
 
 
 def data_setups(digits16_folder: str) -> dict[str, DataSetup]:
@@ -84,21 +86,47 @@ def data_setups(digits16_folder: str) -> dict[str, DataSetup]:
             {"window": 48, "horizon": 1},
         ),
         "wine": DataSetup("wine", "demo:wine", "table", FAMILIES["wine"]),
+        "waves": DataSetup("waves", "demo:sequence-waves", "sequence", FAMILIES["waves"]),
+        # the unsupervised families, each scored by the test metric its search optimizes
+        **{
+            name: DataSetup(name, source, kind, FAMILIES[name], task_name=task, metric_name=metric)
+            for name, source, kind, task, metric in UNSUPERVISED
+        },
     }
 
 
-DATASETS = ("digits8", "digits16", "text", "series", "wine")
+DATASETS = (
+    *("digits8", "digits16", "text", "series", "wine", "waves"),
+    *("digits8-ae", "digits8-vae", "digits8-gan", "ratings"),
+)
 FAMILIES = {
     "digits8": ("cnn", "resnet"),
     "digits16": ("cnn", "resnet"),
     "text": ("rnn",),
     "series": ("rnn",),
     "wine": ("mlp",),
+    "waves": ("rnn",),
+    "digits8-ae": ("autoencoder",),
+    "digits8-vae": ("vae",),
+    "digits8-gan": ("gan",),
+    "ratings": ("autorec",),
 }
+# data set, source, kind, task, the test metric that the family's search optimizes
+UNSUPERVISED = (
+    ("digits8-ae", "demo:digits-images", "image", "reconstruction", "test_recon_mse"),
+    ("digits8-vae", "demo:digits-images", "image", "density", "test_neg_elbo"),
+    ("digits8-gan", "demo:digits-images", "image", "generation", "test_fid"),
+    ("ratings", "demo:ratings", "ratings", "rating", "test_rmse"),
+)
+LOWER_IS_BETTER = ("test_rmse", "test_recon_mse", "test_neg_elbo", "test_fid")
 
 # the peers that apply to a data set kind, and the family row they are shown in
 KT_FAMILY_MODEL = {"cnn": "xception", "resnet": "resnet"}  # HyperXception in the cnn row, HyperResNet in resnet
-METHODS = ("automl", "handpicked", "kt_random", "kt_hyperband", "autokeras", "majority", "last_value", "seasonal_naive")
+METHODS = (
+    *("automl", "handpicked", "kt_random", "kt_hyperband", "autokeras"),
+    *("majority", "last_value", "seasonal_naive", "mean"),
+)
+NAIVE_METHODS = ("majority", "last_value", "seasonal_naive", "mean")
 TIMED_METHODS = ("automl", "kt_random", "kt_hyperband", "autokeras")  # the others have no search to give time to
 METHOD_LABELS = {
     "automl": "automl (defaults)",
@@ -109,6 +137,14 @@ METHOD_LABELS = {
     "majority": "majority class",
     "last_value": "last value",
     "seasonal_naive": "seasonal naive (24)",
+    "mean": "training mean",
+}
+# what the ``mean`` row of each unsupervised data set scores (computed here, on automl's split)
+MEAN_BASELINES = {
+    "test_recon_mse": "the training split's mean image as every reconstruction",
+    "test_neg_elbo": "independent Bernoulli pixels at the training split's mean (a model that ignores its code: KL 0)",
+    "test_fid": "samples of independent Gaussian pixels with the training split's mean and std, clipped to 0..1",
+    "test_rmse": "each item's mean training rating (the global mean for an item without one)",
 }
 
 # one configuration per family, as a practitioner would write it without a search; pins not in the family's current
@@ -173,6 +209,55 @@ HANDPICKED: dict[str, dict[str, Any]] = {
         "optimizer": "adam",
         "learning_rate": 0.001,
     },
+    "autoencoder": {
+        "architecture": "dense",
+        "n_layers": 2,
+        "units": 128,
+        "code_size": 32,
+        "activation": "relu",
+        "variant": "plain",
+        "recon_loss": "mse",
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+    },
+    "vae": {
+        "architecture": "dense",
+        "n_layers": 2,
+        "units": 128,
+        "latent_size": 16,
+        "beta": 1.0,
+        "activation": "relu",
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+    },
+    "gan": {  # the usual DCGAN recipe: Adam at 2e-4 with beta_1 0.5, batches of 64
+        "architecture": "conv",
+        "latent_size": 64,
+        "g_layers": 2,
+        "g_units": 128,
+        "g_filters": 32,
+        "d_layers": 2,
+        "d_units": 128,
+        "d_filters": 32,
+        "g_learning_rate": 0.0002,
+        "d_learning_rate": 0.0002,
+        "beta1": 0.5,
+        "label_smoothing": 0.0,
+        "d_steps": 1,
+        "conditional": False,
+        "batch_size": 64,
+    },
+    "autorec": {  # the AutoRec paper's item-based setting: 500 sigmoid units
+        "hidden": 500,
+        "activation": "sigmoid",
+        "l2": 0.001,
+        "dropout": 0.0,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+    },
 }
 HANDPICKED_BY_KIND = {
     "text": {"embedding_dim": 64, "vocab_size": 2000, "bidirectional": True},
@@ -185,8 +270,9 @@ def handpicked_params(family: str, setup: DataSetup) -> tuple[dict[str, Any], li
     from automl.spaces import load_default_space
 
     wanted = {**HANDPICKED[family], **(HANDPICKED_BY_KIND.get(setup.kind, {}) if family == "rnn" else {})}
-    wanted["loss"] = "mse" if setup.task == "regression" else "cross_entropy"
     known = load_default_space(family).params
+    if "loss" in known:
+        wanted["loss"] = "mse" if setup.task == "regression" else "cross_entropy"
     kept = {name: value for name, value in wanted.items() if name in known}
     return kept, sorted(set(wanted) - set(kept))
 
@@ -298,6 +384,47 @@ def save_split(setup: DataSetup, seed: int, path: Path) -> dict[str, Any]:
     }
 
 
+def mean_baseline(setup: DataSetup, seed: int) -> dict[str, Any]:
+    """The ``mean`` row of an unsupervised data set (``MEAN_BASELINES``), on automl's split for ``seed``."""
+    import numpy as np
+
+    started = time.perf_counter()
+    dataset = load_split(setup, setup.families[0], seed)
+    metric = setup.metric
+    if metric == "test_rmse":  # ratings: x_train is the centered item x user matrix, y_train its mask
+        observed = np.asarray(dataset.y_train) > 0
+        mean = float(dataset.metadata["mean"])
+        sums, counts = (np.asarray(dataset.x_train) * observed).sum(axis=1), observed.sum(axis=1)
+        item_mean = np.append(np.where(counts > 0, sums / np.maximum(counts, 1) + mean, mean), mean)  # + unseen
+        predicted = item_mean[np.asarray(dataset.x_test)[:, 1]]
+        value = float(np.sqrt(np.mean(np.square(predicted - np.asarray(dataset.y_test)))))
+    else:
+        x_train = np.asarray(dataset.x_train, dtype="float64")
+        x_test = np.asarray(dataset.x_test, dtype="float64")
+        if metric == "test_recon_mse":
+            value = float(np.mean(np.square(x_test - x_train.mean(axis=0))))
+        elif metric == "test_neg_elbo":
+            p = np.clip(x_train.mean(axis=0), 1e-7, 1 - 1e-7)
+            nll = -(x_test * np.log(p) + (1 - x_test) * np.log(1 - p)).reshape(len(x_test), -1).sum(axis=1)
+            value = float(np.mean(nll))
+        elif metric == "test_fid":
+            from automl.families._quality import feature_space, sample_score
+
+            rng = np.random.default_rng(seed)
+            samples = np.clip(rng.normal(x_train.mean(axis=0), x_train.std(axis=0), size=x_test.shape), 0, 1)
+            features = feature_space(dataset.x_train, dataset.y_train)
+            value = sample_score(features, samples.astype("float32"), dataset.x_test)
+        else:
+            raise ValueError(f"no mean baseline for {metric}")
+    return {
+        "ok": True,
+        "value": value,
+        "metric": metric,
+        "baseline": MEAN_BASELINES[metric],
+        "process_seconds": time.perf_counter() - started,
+    }
+
+
 # ---- runs ------------------------------------------------------------------------------------------------------------
 
 
@@ -349,22 +476,27 @@ def plan_runs(args: argparse.Namespace, setups: dict[str, DataSetup]) -> list[Ru
 
 # cheapest first, data sets and methods alike (plan order only)
 COST_ORDER = (
-    *("wine", "series", "text", "digits8", "digits16"),
-    *("majority", "last_value", "seasonal_naive", "handpicked", "automl", "kt_random", "kt_hyperband", "autokeras"),
+    *("wine", "waves", "series", "text", "digits8", "digits16"),
+    *("ratings", "digits8-ae", "digits8-vae", "digits8-gan"),
+    *("majority", "last_value", "seasonal_naive", "mean", "handpicked", "automl", "kt_random", "kt_hyperband"),
+    "autokeras",
 )
 
 
 def applicable_families(method: str, setup: DataSetup) -> tuple[str, ...]:
     if method in ("automl", "handpicked"):
         return setup.families
+    classifies = setup.task == "classification"
     if method in ("kt_random", "kt_hyperband"):
-        return tuple(f for f in setup.families if f in KT_FAMILY_MODEL) if setup.kind == "image" else ()
+        return tuple(f for f in setup.families if f in KT_FAMILY_MODEL) if setup.kind == "image" and classifies else ()
     if method == "autokeras":
-        return (ALL,) if setup.kind in ("image", "text") else ()
+        return (ALL,) if setup.kind in ("image", "text") and classifies else ()
     if method == "majority":
-        return (ALL,) if setup.task == "classification" else ()
+        return (ALL,) if classifies else ()
     if method in ("last_value", "seasonal_naive"):
         return (ALL,) if setup.kind == "series" else ()
+    if method == "mean":
+        return (ALL,) if setup.task_name else ()
     raise ValueError(f"unknown method '{method}' (methods: {', '.join(METHODS)})")
 
 
@@ -686,9 +818,11 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "# Search quality per family",
         "",
         "Held-out test split (automl's own, the same rows for every method), median over seeds (min..max). "
-        "Accuracy: higher is better; RMSE (series): lower is better. `*`-methods (AutoKeras, naive) do not depend "
-        "on the family: the same numbers stand in every family row of their data set. KT RandomSearch / Hyperband "
-        "use `HyperXception` in the cnn rows and `HyperResNet` in the resnet rows. Generated by "
+        "Accuracy: higher is better; RMSE, recon_mse, neg_elbo and fid: lower is better. The unsupervised families "
+        "each have their own data set row (`digits8-ae`, `-vae`, `-gan`: the 8x8 digits; `ratings`: "
+        "`demo:ratings`), scored by the test metric their search optimizes. `*`-methods (AutoKeras, naive) do not "
+        "depend on the family: the same numbers stand in every family row of their data set. KT RandomSearch / "
+        "Hyperband use `HyperXception` in the cnn rows and `HyperResNet` in the resnet rows. Generated by "
         "`python -m benchmarks.quality`; the rows of one command can be rerun without losing the others.",
         "",
     ]
@@ -699,7 +833,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         budgets = sorted({describe_budget(r["budget"]) for r in runs if r["mode"] == mode and r.get("budget")})
         title = "equal trials x epochs" if mode == "trials" else "equal wall-clock budget"
         lines += [f"## Budget: {title} (mode `{mode}`: {', '.join(budgets) or '-'})", ""]
-        methods = methods_in(runs, mode)
+        methods = [  # a column with no value in this table's rows is left out
+            m for m in methods_in(runs, mode) if any(cell_values(runs, d, f, m, mode) for d, f in rows)
+        ]
         lines.append("| data set | family | metric | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |")
         lines.append("|---|---|---|" + "---|" * len(methods))
         for dataset, family in rows:
@@ -720,11 +856,14 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     lines += [
         "## Not covered here",
         "",
-        "- autoencoder, vae, gan, autorec: their objectives (reconstruction, ELBO, sample quality, rating RMSE) have "
-        "no counterpart among these peers; not benchmarked in this file.",
+        "- autoencoder, vae, gan, autorec: no peer here searches these (AutoKeras and KerasTuner's hypermodels "
+        "classify or regress), so their rows have automl, a hand-picked configuration and the `training mean` "
+        "baseline only. That baseline is, per metric: "
+        + "; ".join(f"{m.removeprefix('test_')}: {what}" for m, what in MEAN_BASELINES.items())
+        + ". fid is the Frechet distance in automl's feature space of the 8x8 digits (what the gan family reports).",
         "- KerasTuner is run on the image sets only, AutoKeras on the image and text sets (no AutoKeras "
-        "TimeseriesForecaster or StructuredDataClassifier here). The series and the table have automl, the "
-        "hand-picked config and the naive baselines.",
+        "TimeseriesForecaster or StructuredDataClassifier here). The series, the waves (sequence classification) "
+        "and the table have automl, the hand-picked config and the naive baselines.",
         "- AutoKeras' third initial image model asks for ImageNet weights and `imagenet_size` (224x224): both are "
         "turned off (no download, and 224x224 on 2 CPU cores would take hours). Its final refit after the search "
         "is skipped, so that its budget is the same trials x epochs.",
@@ -793,7 +932,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         metric = next((r["metric"] for r in runs if r["dataset"] == dataset and r.get("metric")), "")
         ax.set_xticks(range(len(families)), families)
         ax.set_title(f"{dataset} ({mode})")
-        ax.set_ylabel(metric.removeprefix("test_") + (" (lower is better)" if metric == "test_rmse" else ""))
+        ax.set_ylabel(metric.removeprefix("test_") + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
     handles = [Patch(color=colors[m], label=METHOD_LABELS[m]) for m in METHODS if m in shown]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
@@ -878,7 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": describe(),
     }
     results = ResultsFile(out, session)
-    if any(r.method not in ("automl", "handpicked") for r in runs):
+    if any(r.method not in ("automl", "handpicked", "mean") for r in runs):
         results.extra["peer_versions"] = peer_versions()
     log(f"{len(runs)} runs -> {out}")
     splits: dict[tuple[str, int], Path] = {}
@@ -892,6 +1031,8 @@ def main(argv: list[str] | None = None) -> int:
             load = load_average()
             if run.method in ("automl", "handpicked"):
                 row = run_automl(run, setup, args, scratch)
+            elif run.method == "mean":
+                row = mean_baseline(setup, run.seed)
             else:
                 npz = splits.get((run.dataset, run.seed))
                 if npz is None:
@@ -901,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
                     splits[(run.dataset, run.seed)] = npz
                 row = run_peer(run, setup, npz, args)
             row.update(
-                budget=budget if run.method not in ("majority", "last_value", "seasonal_naive") else None,
+                budget=budget if run.method not in NAIVE_METHODS else None,
                 metric=row.get("metric") or setup.metric,
                 started=started,
                 load_average_start=load,

@@ -80,3 +80,31 @@ def test_best_so_far_counts_only_finished_trials() -> None:
     assert best_by(finished, 2.5) == 0.5
     assert best_by(finished, 3.0) == 0.9
     assert best_by(finished, 10.0) == 0.9
+
+
+@pytest.mark.parametrize("name", ["digits8-ae", "digits8-vae", "digits8-gan", "ratings"])
+def test_unsupervised_rows_pin_a_whole_config_and_get_only_the_mean_baseline(name: str) -> None:
+    from benchmarks import quality
+
+    setup = quality.data_setups("unused")[name]
+    pins, dropped = quality.handpicked_params(setup.families[0], setup)
+    assert pins and dropped == []
+    assert quality.applicable_families("mean", setup) == (quality.ALL,)
+    for peer in ("kt_random", "kt_hyperband", "autokeras", "majority", "last_value"):
+        assert quality.applicable_families(peer, setup) == ()
+
+
+def test_mean_baselines_score_the_training_mean_on_automls_split() -> None:
+    import numpy as np
+
+    from benchmarks import quality
+
+    setups = quality.data_setups("unused")
+    ratings = quality.load_split(setups["ratings"], "autorec", 0)
+    global_mean = np.sqrt(np.mean(np.square(float(ratings.metadata["mean"]) - ratings.y_test)))
+    assert quality.mean_baseline(setups["ratings"], 0)["value"] < global_mean  # item means know more
+    digits = quality.load_split(setups["digits8-ae"], "autoencoder", 0)
+    x_test = np.asarray(digits.x_test, dtype="float64")
+    recon = quality.mean_baseline(setups["digits8-ae"], 0)["value"]
+    assert 0 < recon < np.mean(np.square(x_test))  # the mean image is closer than a blank one
+    assert recon == pytest.approx(np.mean(np.square(x_test - np.asarray(digits.x_train).mean(axis=0))))
