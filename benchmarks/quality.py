@@ -907,10 +907,15 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     ]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4.0), squeeze=False)
+    columns = min(5, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows + 0.4), squeeze=False)
+    axes = grid.reshape(-1)
+    for spare in axes[len(panels) :]:
+        spare.set_visible(False)
     colors = dict(zip(METHODS, plt.get_cmap("tab10").colors, strict=False))
     shown: set[str] = set()
-    for ax, (mode, dataset) in zip(axes[0], panels, strict=True):
+    for ax, (mode, dataset) in zip(axes, panels, strict=False):
         families = [f for d, f in rows_of(runs, mode) if d == dataset]
         methods = [m for m in methods_in(runs, mode) if any(cell_values(runs, dataset, f, m, mode) for f in families)]
         width = 0.8 / max(1, len(methods))
@@ -935,7 +940,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         ax.set_ylabel(metric.removeprefix("test_") + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
     handles = [Patch(color=colors[m], label=METHOD_LABELS[m]) for m in METHODS if m in shown]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.4 / (3.6 * rows + 0.4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
