@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.common import REPO
+from benchmarks.quality import gaussian_pixels
 
 OUT = REPO / "benchmarks" / "results" / "starts" / "gan.md"
 PREVIOUS_START: dict[str, Any] = {
@@ -68,10 +67,8 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         dataset = load_dataset("demo:digits-images", seed=seed, family="gan")
         data = TrainingData.from_dataset(dataset)
-        x_train = np.asarray(dataset.x_train, dtype="float64")
-        rng = np.random.default_rng(seed)
-        noise = np.clip(rng.normal(x_train.mean(axis=0), x_train.std(axis=0), size=np.shape(dataset.x_val)), 0, 1)
-        naive = sample_score(feature_space(dataset.x_train, dataset.y_train), noise.astype("float32"), dataset.x_val)
+        noise = gaussian_pixels(dataset.x_train, len(dataset.x_val), seed)
+        naive = sample_score(feature_space(dataset.x_train, dataset.y_train), noise, dataset.x_val)
         lines.append(
             f"| {seed} | independent Gaussian pixels (naive) | " + " | ".join([f"{naive:.1f}"] * len(marks)) + " | - |"
         )

@@ -384,6 +384,15 @@ def save_split(setup: DataSetup, seed: int, path: Path) -> dict[str, Any]:
     }
 
 
+def gaussian_pixels(x_train: Any, n: int, seed: int) -> Any:
+    """``n`` samples of independent Gaussian pixels with the training split's mean and std, clipped to 0..1."""
+    import numpy as np
+
+    x = np.asarray(x_train, dtype="float64")
+    samples = np.random.default_rng(seed).normal(x.mean(axis=0), x.std(axis=0), size=(n, *x.shape[1:]))
+    return np.clip(samples, 0, 1).astype("float32")
+
+
 def mean_baseline(setup: DataSetup, seed: int) -> dict[str, Any]:
     """The ``mean`` row of an unsupervised data set (``MEAN_BASELINES``), on automl's split for ``seed``."""
     import numpy as np
@@ -410,10 +419,8 @@ def mean_baseline(setup: DataSetup, seed: int) -> dict[str, Any]:
         elif metric == "test_fid":
             from automl.families._quality import feature_space, sample_score
 
-            rng = np.random.default_rng(seed)
-            samples = np.clip(rng.normal(x_train.mean(axis=0), x_train.std(axis=0), size=x_test.shape), 0, 1)
             features = feature_space(dataset.x_train, dataset.y_train)
-            value = sample_score(features, samples.astype("float32"), dataset.x_test)
+            value = sample_score(features, gaussian_pixels(x_train, len(x_test), seed), dataset.x_test)
         else:
             raise ValueError(f"no mean baseline for {metric}")
     return {
