@@ -395,11 +395,21 @@ def gaussian_pixels(x_train: Any, n: int, seed: int) -> Any:
 
 def mean_baseline(setup: DataSetup, seed: int) -> dict[str, Any]:
     """The ``mean`` row of an unsupervised data set (``MEAN_BASELINES``), on automl's split for ``seed``."""
+    started = time.perf_counter()
+    value = naive_score(load_split(setup, setup.families[0], seed), setup.metric, seed)
+    return {
+        "ok": True,
+        "value": value,
+        "metric": setup.metric,
+        "baseline": MEAN_BASELINES[setup.metric],
+        "process_seconds": time.perf_counter() - started,
+    }
+
+
+def naive_score(dataset: Any, metric: str, seed: int) -> float:
+    """``metric`` of the ``MEAN_BASELINES`` model on ``dataset``'s test split (pass the validation split as it)."""
     import numpy as np
 
-    started = time.perf_counter()
-    dataset = load_split(setup, setup.families[0], seed)
-    metric = setup.metric
     if metric == "test_rmse":  # ratings: x_train is the centered item x user matrix, y_train its mask
         observed = np.asarray(dataset.y_train) > 0
         mean = float(dataset.metadata["mean"])
@@ -423,13 +433,7 @@ def mean_baseline(setup: DataSetup, seed: int) -> dict[str, Any]:
             value = sample_score(features, gaussian_pixels(x_train, len(x_test), seed), dataset.x_test)
         else:
             raise ValueError(f"no mean baseline for {metric}")
-    return {
-        "ok": True,
-        "value": value,
-        "metric": metric,
-        "baseline": MEAN_BASELINES[metric],
-        "process_seconds": time.perf_counter() - started,
-    }
+    return value
 
 
 # ---- runs ------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """GANs: a dense GAN for table rows, DCGAN-style for images, optionally class-conditional.
 
 Training alternates ``train_on_batch`` on two compiled models (portable across backends): the discriminator, and
-generator -> frozen copy of the discriminator (its weights synced before each generator step). The objective is
+generator -> frozen copy of the discriminator (its weights synced before each generator step). An epoch is one pass
+over the training rows, or ``MIN_STEPS`` generator steps on a small data set. The objective is
 the Frechet distance of samples to the validation split in a fixed feature space fitted once per data set
 (``_quality``). Generators and discriminators are kept as lists with domain labels, so a later CycleGAN/StarGAN
 adds pieces rather than rewriting the loop. Given a labeled task, the family trains its discriminator as a classifier.
@@ -26,6 +27,7 @@ from automl.training import TrainingData, fit_model, log_trial_image
 GRID_SAMPLES = 64
 GRID_EVERY = 3  # epochs between the sample grids logged on a trial's run
 SCORE_SEED = 0  # the same latent draws score every epoch and every trial
+MIN_STEPS = 200  # generator steps per epoch at least, so that small data sets train enough per epoch
 
 
 def piece_params(params: Mapping[str, Any], prefix: str, activation: str) -> dict[str, Any]:
@@ -145,7 +147,7 @@ def fit(model: keras.Model, params: Mapping[str, Any], data: TrainingData, epoch
     model.stop_training = False
     for epoch in range(epochs):
         d_losses, g_losses = [], []
-        for _ in range(max(1, len(x) // batch)):
+        for _ in range(max(MIN_STEPS, len(x) // batch)):
             for _ in range(d_steps):
                 rows = rng.choice(len(x), size=batch, replace=False)
                 labels = None if labels_train is None else labels_train[rows]
