@@ -89,6 +89,16 @@ def test_reconstruction_start_beats_the_mean_image(family_name: str, metric_shar
     assert recon_mse < metric_share * mean_mse
 
 
+def test_vae_start_beats_pixels_that_ignore_the_code() -> None:
+    """Its validation negative ELBO is below that of independent Bernoulli pixels at the training mean (KL 0)."""
+    _, dataset, best_neg_elbo = train_start("vae", "demo:digits-images")
+    x_val = np.asarray(dataset.x_val, dtype="float64").reshape(len(dataset.x_val), -1)
+    mean = np.asarray(dataset.x_train, dtype="float64").reshape(len(dataset.x_train), -1).mean(axis=0)
+    p = np.clip(mean, 1e-7, 1 - 1e-7)
+    baseline = float(np.mean(-(x_val * np.log(p) + (1 - x_val) * np.log(1 - p)).sum(axis=1)))
+    assert best_neg_elbo < baseline - 0.5
+
+
 def test_gan_start_samples_are_closer_to_the_data_than_noise() -> None:
     _, dataset, best_fid = train_start("gan", "demo:digits-images")
     features = feature_space(np.asarray(dataset.x_train), dataset.y_train)
