@@ -108,3 +108,19 @@ def test_mean_baselines_score_the_training_mean_on_automls_split() -> None:
     recon = quality.mean_baseline(setups["digits8-ae"], 0)["value"]
     assert 0 < recon < np.mean(np.square(x_test))  # the mean image is closer than a blank one
     assert recon == pytest.approx(np.mean(np.square(x_test - np.asarray(digits.x_train).mean(axis=0))))
+
+
+def test_the_fit_probe_reads_the_batch_size_of_automls_pipeline_without_drawing_a_batch() -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from automl.training import TrainingData, tf_pipelines
+    from benchmarks.common import _batch_of
+
+    x, y = np.zeros((100, 4), "float32"), np.zeros(100, "int64")
+    pipelines = tf_pipelines(TrainingData(x, y, x[:10], y[:10], 1.0), 16)
+    assert pipelines is not None
+    assert _batch_of((pipelines[0],)) == 16
+    unbatched_steps = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).unbatch().batch(12)
+    assert _batch_of((unbatched_steps,)) == 12
+    assert _batch_of((x,)) is None
