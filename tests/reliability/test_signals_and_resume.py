@@ -29,7 +29,8 @@ def _study(home: Path, name: str) -> optuna.Study | None:
         return None
 
 
-def _wait_for_running(home: Path, name: str, number: int, timeout: float = 240) -> None:
+def _wait_for_running(home: Path, name: str, number: int, timeout: float = 600) -> None:
+    """Wait until trial ``number`` is inside model.fit; the bound is generous for a loaded CI machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         study = _study(home, name)
@@ -70,8 +71,10 @@ def test_sigterm_fails_the_trial_kills_its_run_and_resume_carries_on(home: Path,
     _wait_for_running(home, "sig", 0)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert time.monotonic() - sent < 30, "the process must exit promptly"
+    _, stderr = process.communicate(timeout=180)
+    # The FAIL states below show it did not wait for the trials; this bounds the shutdown itself (about 1 s on a
+    # 2-core machine with one other job, over 30 s when CI shares it with several).
+    assert time.monotonic() - sent < 120, "the process must exit promptly"
     assert process.returncode not in (0, None), stderr
     assert "interrupted" in stderr
     assert "Traceback" not in stderr  # --quiet: the trial's run keeps the traceback, the terminal gets lines
@@ -99,8 +102,10 @@ def test_sigterm_with_two_trial_slots_fails_both_running_trials_and_resume_carri
     _wait_for_running(home, "slots", 1)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert time.monotonic() - sent < 30, "the process must exit promptly"
+    _, stderr = process.communicate(timeout=180)
+    # The FAIL states below show it did not wait for the trials; this bounds the shutdown itself (about 1 s on a
+    # 2-core machine with one other job, over 30 s when CI shares it with several).
+    assert time.monotonic() - sent < 120, "the process must exit promptly"
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     study = _study(home, "slots")
@@ -123,7 +128,7 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
         "--trials",
         "3",
         "--epochs",
-        "30",
+        "100",  # trial 1 must stay in fit long enough for the poll below to see it, on a loaded machine too
         "--study",
         "kill",
         "--pruner",
@@ -133,7 +138,7 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
     )
     _wait_for_running(home, "kill", 1)
     process.kill()
-    process.wait(timeout=30)
+    process.wait(timeout=60)
     before = _study(home, "kill").get_trials()
     assert before[0].state == COMPLETE and before[1].state == RUNNING
 
