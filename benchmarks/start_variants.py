@@ -134,6 +134,7 @@ def main() -> None:
     from automl.training import TrainingData, train
 
     case, family = CASES[args.family], families.get(args.family)
+    runs: list[tuple[str, dict[str, Any], int | None]]  # name, params, gan.MIN_STEPS (None: not a gan)
     if args.steps:
         if args.family != "gan":
             parser.error("--steps applies to --family gan")
@@ -141,7 +142,8 @@ def main() -> None:
         runs = [(f"the start, {n} steps per epoch at least", start, int(n)) for n in args.steps.split(",")]
         what, out = "the start at several least numbers of generator steps per epoch", OUT / "gan-steps.md"
     else:
-        runs = [(name, {**case.reference, **change}, 0) for name, change in case.variants.items()]
+        min_steps = 0 if args.family == "gan" else None  # gan variants: one pass over the rows per epoch
+        runs = [(name, {**case.reference, **change}, min_steps) for name, change in case.variants.items()]
         what, out = "starting configuration variants", OUT / f"{args.family}.md"
     out = args.out or out
     marks = sorted({e for e in (1, 4, 10, 20, args.epochs) if e <= args.epochs})
@@ -162,8 +164,9 @@ def main() -> None:
         data = TrainingData.from_dataset(dataset)
         naive = naive_score(validation_as_test(dataset), case.metric, seed)
         lines.append(f"| {seed} | naive | " + " | ".join([f"{naive:.3f}"] * len(marks)) + " | - |")
-        for name, params, min_steps in runs:
-            gan.MIN_STEPS = min_steps
+        for name, params, steps in runs:
+            if steps is not None:
+                gan.MIN_STEPS = steps
             keras.utils.set_random_seed(seed)
             started = time.perf_counter()
             params = {"family": args.family, **params}
