@@ -18,6 +18,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("automl")
     command = [exe, *args] if exe else [sys.executable, "-m", "cli.main", *args]
     env = {**clean_env(), "AUTOML_HOME": str(cwd / "runs")}
+    env.pop("AUTOML_ISOLATION", None)  # the user's default path: trials in the pool's processes
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -43,6 +44,8 @@ def test_search_predict_and_pyfunc_in_fresh_processes(tmp_path: Path, table_csv:
     assert result["best_trial"] is not None and result["model_uri"] == "models:/e2e/1"
     assert result["states"]["COMPLETE"] + result["states"]["PRUNED"] == 3
     assert "trial 2" in searched.stderr  # --quiet: plain log lines
+    # neither the search process nor its trial processes print the backend's start-up lines (TF's C++ logging)
+    assert "absl::InitializeLog" not in searched.stderr and "oneDNN" not in searched.stderr, searched.stderr
 
     out = tmp_path / "pred.parquet"
     predicted = run(

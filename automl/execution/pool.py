@@ -37,7 +37,7 @@ from automl.execution.job import (
 from automl.training import NonFiniteLoss, Reporter, TrainingData
 
 logger = logging.getLogger(__name__)
-PRELOAD = "automl.execution._preload"
+PRELOAD = "automl._trial_preload"  # outside automl.execution: its __init__ would import Keras unsilenced
 IDLE_TIMEOUT_S = 120.0  # how long a process may take to release a trial's memory before it is replaced
 _CONTEXT: Any = None
 

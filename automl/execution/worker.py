@@ -1,4 +1,4 @@
-"""A long-lived trial process of the pool (its forkserver preloads ``_preload``: Keras and the families).
+"""A long-lived trial process of the pool (its forkserver preloads ``automl._trial_preload``: Keras and the families).
 
 A worker loads the training arrays once, then runs the jobs it receives one after another: each epoch's value goes to
 the parent over the pipe, which answers whether to stop (pruning). Protocol, parent -> worker: ``("job", TrainJob)``
