@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from automl.record import queued_attrs, read_study, read_trial, write_study
 logger = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("median", "asha", "hyperband", "none")
+SCHEMA_ATTEMPTS = 5  # a new database's tables: each try finds more of them made by the workers it raced
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -68,9 +70,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if url.startswith("sqlite"):
             # one machine: a dead worker's trials are found by its host and pid (workers.reap_dead_trials), so no
             # heartbeat thread and stale-trial query around every trial
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            return _rdb_storage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         # many machines: a worker on another host that dies is noticed by its missing heartbeat
-        return optuna.storages.RDBStorage(
+        return _rdb_storage(
             url,
             engine_kwargs={"pool_pre_ping": True},
             heartbeat_interval=60,
@@ -82,6 +84,21 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # SQLAlchemy and drivers raise many types; the user must see the URL
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"Optuna storage '{url}' cannot be used: {reason}") from None
+
+
+def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """``RDBStorage``, tried again when workers that start together race to create a new database's tables."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(1, SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (IntegrityError, OperationalError, ProgrammingError) as exc:
+            # another process made the table (or the version row) between this one's check and its create
+            if not (isinstance(exc, IntegrityError) or "already exists" in str(exc)):
+                raise
+            time.sleep(0.1 * attempt)
+    return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def open_study(

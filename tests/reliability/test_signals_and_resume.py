@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -24,15 +25,19 @@ def _study(home: Path, name: str) -> optuna.Study | None:
     if not (home / "optuna.db").exists():
         return None
     try:
-        return optuna.load_study(study_name=name, storage=f"sqlite:///{home / 'optuna.db'}")
+        # an observer: it must not create the tables the search is creating
+        storage = optuna.storages.RDBStorage(f"sqlite:///{home / 'optuna.db'}", skip_table_creation=True)
+        return optuna.load_study(study_name=name, storage=storage)
     except (KeyError, Exception):
         return None
 
 
-def _wait_for_running(home: Path, name: str, number: int, timeout: float = 600) -> None:
+def _wait_for_running(process: subprocess.Popen[str], home: Path, name: str, number: int, timeout: float = 600) -> None:
     """Wait until trial ``number`` is inside model.fit; the bound is generous for a loaded CI machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the search exited ({process.returncode}) first: {process.communicate()[1][-2000:]}")
         study = _study(home, name)
         trials = [] if study is None else study.get_trials()
         if any(t.number == number and t.state == RUNNING and t.intermediate_values for t in trials):
@@ -68,7 +73,7 @@ def test_sigterm_fails_the_trial_kills_its_run_and_resume_carries_on(home: Path,
         "--quiet",
         home=home,
     )
-    _wait_for_running(home, "sig", 0)
+    _wait_for_running(process, home, "sig", 0)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=180)
@@ -98,8 +103,8 @@ def test_sigterm_with_two_trial_slots_fails_both_running_trials_and_resume_carri
         "search", "--data", str(table_csv), "--target", "y", "--trials", "4", "--epochs", "150", "--study", "slots",
         "--pruner", "none", "--workers", "2", "--isolation", "process", "--quiet", home=home,
     )  # fmt: skip
-    _wait_for_running(home, "slots", 0)
-    _wait_for_running(home, "slots", 1)
+    _wait_for_running(process, home, "slots", 0)
+    _wait_for_running(process, home, "slots", 1)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=180)
@@ -136,7 +141,7 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
         "--quiet",
         home=home,
     )
-    _wait_for_running(home, "kill", 1)
+    _wait_for_running(process, home, "kill", 1)
     process.kill()
     process.wait(timeout=60)
     before = _study(home, "kill").get_trials()
@@ -158,6 +163,7 @@ def test_sigkill_mid_fit_then_resume_keeps_completed_and_retries_the_dead_trial(
 WRAPPING_HYPERMODEL = """
 import os
 import signal
+import subprocess
 import time
 
 import keras
