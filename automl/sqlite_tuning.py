@@ -6,6 +6,8 @@
   (what resume handles); only a power cut can lose the last commits.
 * A new MLflow sqlite store starts as a copy of an empty, already migrated one, kept per MLflow version in the
   user's cache. Running MLflow's ~60 schema migrations costs about a second for every new home otherwise.
+* Workers that start together on a new home take turns to create its MLflow store (``creation_lock``): MLflow's
+  migrations, run by several processes at once, fail or leave a broken schema.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,28 @@ def check_readable(path: Path, what: str) -> None:
         from automl.errors import StoreError
 
         raise StoreError(f"{path}: the {what} cannot be read: {error}") from None
+
+
+@contextlib.contextmanager
+def creation_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on a file beside ``path``, held while one process creates or opens it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None  # type: ignore[assignment]
+    try:
+        handle = None if fcntl is None else open(path.parent / f".{path.name}.lock", "a")  # noqa: SIM115
+    except OSError:  # a read-only home: nothing is created in it
+        handle = None
+    if handle is None or fcntl is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _template_path() -> Path | None:

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from automl.config import Store
 from automl.errors import StoreError
-from automl.sqlite_tuning import check_readable, save_mlflow_template, seed_mlflow_db
+from automl.sqlite_tuning import check_readable, creation_lock, save_mlflow_template, seed_mlflow_db
 
 logger = logging.getLogger(__name__)
 
@@ -109,19 +109,28 @@ def connect(store: Store) -> MlflowClient:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         check_server(uri)
-    fresh: Path | None = None
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        check_readable(path, "MLflow store")
+    if not uri.startswith("sqlite:///"):
+        return _client(uri)
+    path = Path(uri.removeprefix("sqlite:///"))
+    check_readable(path, "MLflow store")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with creation_lock(path):  # workers starting together on a new home: one creates the store, the rest wait
         relocate_artifacts(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() and not seed_mlflow_db(path):
-            fresh = path  # MLflow migrates it now; keep the result as the template for the next new home
+        if path.exists():
+            return _client(uri)
+        migrated = not seed_mlflow_db(path)  # no template yet: MLflow runs its migrations on the new file
+        client = _client(uri, open_now=True)
+        if migrated:
+            save_mlflow_template(path)  # the template for the next new home
+        return client
+
+
+def _client(uri: str, open_now: bool = False) -> MlflowClient:
+    """An MLflow client; ``open_now`` opens the store (creating its schema and Default experiment) at once."""
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        if fresh is not None:
-            client.search_experiments(max_results=1)  # the store (and its schema) exists from here on
-            save_mlflow_template(fresh)
+        if open_now:
+            client.search_experiments(max_results=1)
         return client
     except MlflowException as exc:
         raise StoreError(f"MLflow tracking URI {uri} cannot be used: {exc.message.splitlines()[0]}") from None
