@@ -7,7 +7,7 @@
 * A new MLflow sqlite store starts as a copy of an empty, already migrated one, kept per MLflow version in the
   user's cache. Running MLflow's ~60 schema migrations costs about a second for every new home otherwise.
 * Workers that start together on a new home take turns to create its MLflow store (``creation_lock``): MLflow's
-  migrations, run by several processes at once, fail or leave a broken schema.
+  migrations, run by several processes at once, fail in all but one of them.
 """
 
 from __future__ import annotations
