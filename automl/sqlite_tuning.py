@@ -88,21 +88,16 @@ def creation_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on a file beside ``path``, held while one process creates or opens it."""
     try:
         import fcntl
-    except ImportError:  # not POSIX
-        fcntl = None  # type: ignore[assignment]
-    try:
-        handle = None if fcntl is None else open(path.parent / f".{path.name}.lock", "a")  # noqa: SIM115
-    except OSError:  # a read-only home: nothing is created in it
+
+        handle = open(path.parent / f".{path.name}.lock", "a")  # noqa: SIM115
+    except (ImportError, OSError):  # not POSIX, or a read-only home: nothing is created in it
         handle = None
-    if handle is None or fcntl is None:
+    if handle is None:
         yield
         return
-    with handle:
+    with handle:  # closing the file releases the lock
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def _template_path() -> Path | None:
